@@ -1,0 +1,16 @@
+"""repghost_mini: a small, readable implementation of RepGhost (Chen et al., 2022) for teaching.
+
+Data flows one way: dataset -> model (training form) -> :func:`reparameterize` -> fused model.
+"""
+from .bottlenecks import GhostBottleneck, RepGhostBottleneck, SqueezeExcite, make_divisible
+from .counting import PAPER_TABLE3, count_macs, count_params
+from .fusion import (bn_to_kernel, conv_from_kernel, fold_bn, fold_bn_into_conv, identity_kernel, pad_kernel,
+                     sum_branches)
+from .modules import (MODULE_VARIANTS, REPARAM_BRANCHES, GhostAddModule, GhostModule, LateReLUModule,
+                      RepGhostInferenceModule, RepGhostModule, build_module)
+from .networks import (GHOSTNET_CFG, REPGHOSTNET_CFG, TABLE3_WIDTHS, GhostNet, RepGhostNet, ghostnet, ghostnet_050,
+                       ghostnet_100, ghostnet_130, repghostnet, repghostnet_050, repghostnet_058, repghostnet_080,
+                       repghostnet_100, repghostnet_111, repghostnet_130, repghostnet_150, repghostnet_200)
+from .reparam import count_batchnorms, fold_conv_bn_pairs, reparameterize
+
+__version__ = "0.1.0"

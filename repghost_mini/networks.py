@@ -1,0 +1,234 @@
+r"""RepGhostNet (paper Sec. 3.3, Table 2) and GhostNet, at every width of Table 3.
+
+Both networks share one skeleton: a 3x3 stem conv (16 channels, stride 2), five groups of bottlenecks
+(stride 2 in the last bottleneck of each group but the last), a 1x1 conv to 960 channels, global average
+pooling, a 1x1 conv to 1280 channels, dropout and the classifier. A width multiplier $\alpha$ scales every
+channel count (rounded to a multiple of 4) except the 1280 of the head.
+
+Module names follow the authors' code and timm (``conv_stem``, ``bn1``, ``blocks.i.j.ghost1`` ...), so their
+checkpoints load directly (see :mod:`repghost_mini.checkpoints`).
+
+**Small-input variant** (``small_input=True``), for 32x32 (CIFAR-10) and 64x64 (Tiny-ImageNet) images:
+the stem conv and the first stride-2 bottleneck (Table 2, row 3) use stride 1, so the total stride is 8
+instead of 32. A 32x32 image then reaches the last stage as 4x4 (instead of 1x1, where the 5x5 depthwise
+convs would see only zero padding), like the usual CIFAR adaptations of ResNet/MobileNetV2. The blocks,
+channels, SE placement and everything else are unchanged.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Sequence, Tuple, Type
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .bottlenecks import GhostBottleneck, RepGhostBottleneck, make_divisible
+
+__all__ = [
+    "REPGHOSTNET_CFG", "GHOSTNET_CFG", "TABLE3_WIDTHS", "ConvBnAct", "RepGhostNet", "GhostNet",
+    "repghostnet", "ghostnet",
+    "repghostnet_050", "repghostnet_058", "repghostnet_080", "repghostnet_100", "repghostnet_111",
+    "repghostnet_130", "repghostnet_150", "repghostnet_200", "ghostnet_050", "ghostnet_100", "ghostnet_130",
+]
+
+Row = Tuple[int, int, int, float, int]  # dw kernel k, #mid, #out, SE ratio, stride
+
+#: Table 2, grouped by stage as in the authors' code: (k, #mid, #out, SE, stride) per bottleneck.
+REPGHOSTNET_CFG: List[List[Row]] = [
+    [(3, 8, 16, 0, 1)],
+    [(3, 24, 24, 0, 2)],
+    [(3, 36, 24, 0, 1)],
+    [(5, 36, 40, 0.25, 2)],
+    [(5, 60, 40, 0.25, 1)],
+    [(3, 120, 80, 0, 2)],
+    [(3, 100, 80, 0, 1), (3, 120, 80, 0, 1), (3, 120, 80, 0, 1), (3, 240, 112, 0.25, 1), (3, 336, 112, 0.25, 1)],
+    [(5, 336, 160, 0.25, 2)],
+    [(5, 480, 160, 0, 1), (5, 480, 160, 0.25, 1), (5, 480, 160, 0, 1), (5, 480, 160, 0.25, 1)],
+]
+
+#: GhostNet's table (Han et al. 2020, Table 1): #mid is the full expansion size, twice RepGhostNet's.
+GHOSTNET_CFG: List[List[Row]] = [
+    [(3, 16, 16, 0, 1)],
+    [(3, 48, 24, 0, 2)],
+    [(3, 72, 24, 0, 1)],
+    [(5, 72, 40, 0.25, 2)],
+    [(5, 120, 40, 0.25, 1)],
+    [(3, 240, 80, 0, 2)],
+    [(3, 200, 80, 0, 1), (3, 184, 80, 0, 1), (3, 184, 80, 0, 1), (3, 480, 112, 0.25, 1), (3, 672, 112, 0.25, 1)],
+    [(5, 672, 160, 0.25, 2)],
+    [(5, 960, 160, 0, 1), (5, 960, 160, 0.25, 1), (5, 960, 160, 0, 1), (5, 960, 160, 0.25, 1)],
+]
+
+#: The widths of RepGhostNet in Table 3 (0.8x and 2.0x are in the authors' release and Table 7).
+TABLE3_WIDTHS: Tuple[float, ...] = (0.5, 0.58, 0.8, 1.0, 1.11, 1.3, 1.5, 2.0)
+
+
+class ConvBnAct(nn.Module):
+    """1x1 conv + BN + ReLU (the "Conv1x1, 960" row of Table 2)."""
+
+    conv_bn_pairs = (("conv", "bn1"),)
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 1, 1, 0, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.act1 = nn.ReLU(inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act1(self.bn1(self.conv(x)))
+
+
+class _GhostNetSkeleton(nn.Module):
+    """Stem -> bottleneck groups -> 1x1 conv -> pool -> 1x1 conv head -> dropout -> classifier."""
+
+    conv_bn_pairs = (("conv_stem", "bn1"),)
+    #: Final 1x1 conv channels = last #mid * this (RepGhostNet doubles its thinner #mid back to 960).
+    head_expansion = 1
+
+    def __init__(self, cfg: Sequence[Sequence[Row]], block: Type[nn.Module], width: float, num_classes: int,
+                 in_chans: int, dropout: float, small_input: bool, **block_kwargs) -> None:
+        super().__init__()
+        if not isinstance(width, (int, float)) or width <= 0:
+            raise ValueError(f"width must be a positive number (Table 3 uses {TABLE3_WIDTHS}), got {width!r}.")
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}.")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+        self.in_chans, self.num_classes, self.dropout, self.width = in_chans, num_classes, dropout, width
+        stem = make_divisible(16 * width, 4)
+        self.conv_stem = nn.Conv2d(in_chans, stem, 3, 1 if small_input else 2, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(stem)
+        self.act1 = nn.ReLU(inplace=True)
+        stages: List[nn.Module] = []
+        prev, first_downsample = stem, True
+        for group in cfg:
+            layers = []
+            for k, mid, out, se, stride in group:
+                if small_input and stride == 2 and first_downsample:
+                    stride, first_downsample = 1, False
+                elif stride == 2:
+                    first_downsample = False
+                out_ch, mid_ch = make_divisible(out * width, 4), make_divisible(mid * width, 4)
+                layers.append(block(prev, mid_ch, out_ch, k, stride, se_ratio=se, **block_kwargs))
+                prev = out_ch
+            stages.append(nn.Sequential(*layers))
+        last = make_divisible(cfg[-1][-1][1] * width * self.head_expansion, 4)
+        stages.append(nn.Sequential(ConvBnAct(prev, last)))
+        self.blocks = nn.Sequential(*stages)
+        self.num_features = last
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.conv_head = nn.Conv2d(last, 1280, 1, 1, 0, bias=True)
+        self.act2 = nn.ReLU(inplace=True)
+        self.flatten = nn.Flatten(1)
+        self.classifier = nn.Linear(1280, num_classes)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """``(N, in_chans, H, W)`` -> ``(N, 960*width, H/32, W/32)`` (``H/8`` with ``small_input``)."""
+        if x.dim() != 4 or x.shape[1] != self.in_chans:
+            raise ValueError(f"{type(self).__name__} expects images of shape (N, {self.in_chans}, H, W), got "
+                             f"{tuple(x.shape)}; convert grayscale to RGB or set in_chans.")
+        return self.blocks(self.act1(self.bn1(self.conv_stem(x))))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(N, in_chans, H, W)`` images -> ``(N, num_classes)`` logits."""
+        x = self.act2(self.conv_head(self.global_pool(self.forward_features(x))))
+        x = self.flatten(x)
+        if self.dropout > 0:
+            x = F.dropout(x, p=self.dropout, training=self.training)
+        return self.classifier(x)
+
+
+class RepGhostNet(_GhostNetSkeleton):
+    """RepGhostNet of Table 2 in training form; :func:`repghost_mini.reparameterize` makes the fast one.
+
+    ``branches`` (Table 6), ``relu_after_dw`` ("+ReLU" of Table 6) and ``shortcut`` (Table 7) select the
+    ablation variants; the defaults are the paper's model.
+    """
+
+    head_expansion = 2
+
+    def __init__(self, width: float = 1.0, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.2,
+                 small_input: bool = False, branches: Sequence[str] = ("bn",), relu_after_dw: bool = False,
+                 shortcut: bool = True, cfg: Sequence[Sequence[Row]] = REPGHOSTNET_CFG) -> None:
+        super().__init__(cfg, RepGhostBottleneck, width, num_classes, in_chans, dropout, small_input,
+                         branches=tuple(branches), relu_after_dw=relu_after_dw, shortcut=shortcut)
+        self.config: Dict = dict(width=width, num_classes=num_classes, in_chans=in_chans, dropout=dropout,
+                                 small_input=small_input, branches=tuple(branches), relu_after_dw=relu_after_dw,
+                                 shortcut=shortcut)
+
+
+class GhostNet(_GhostNetSkeleton):
+    """GhostNet (Han et al. 2020), the baseline of Table 3, built from Ghost bottlenecks."""
+
+    def __init__(self, width: float = 1.0, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.2,
+                 small_input: bool = False, shortcut: bool = True,
+                 cfg: Sequence[Sequence[Row]] = GHOSTNET_CFG) -> None:
+        super().__init__(cfg, GhostBottleneck, width, num_classes, in_chans, dropout, small_input,
+                         shortcut=shortcut)
+        self.config: Dict = dict(width=width, num_classes=num_classes, in_chans=in_chans, dropout=dropout,
+                                 small_input=small_input, shortcut=shortcut)
+
+
+def repghostnet(width: float = 1.0, num_classes: int = 1000, **variant) -> RepGhostNet:
+    """RepGhostNet ``width``x (training form). ``variant``: in_chans, dropout, small_input, branches,
+    relu_after_dw, shortcut -- see :class:`RepGhostNet`."""
+    return RepGhostNet(width, num_classes, **variant)
+
+
+def ghostnet(width: float = 1.0, num_classes: int = 1000, **variant) -> GhostNet:
+    """GhostNet ``width``x. ``variant``: in_chans, dropout, small_input, shortcut."""
+    return GhostNet(width, num_classes, **variant)
+
+
+def repghostnet_050(**kw) -> RepGhostNet:
+    """RepGhostNet 0.5x (Table 3: 2.3M params, 43M MACs)."""
+    return repghostnet(0.5, **kw)
+
+
+def repghostnet_058(**kw) -> RepGhostNet:
+    """RepGhostNet 0.58x (Table 3: 2.5M params, 60M MACs)."""
+    return repghostnet(0.58, **kw)
+
+
+def repghostnet_080(**kw) -> RepGhostNet:
+    """RepGhostNet 0.8x (authors' release: 3.3M params, 96M MACs)."""
+    return repghostnet(0.8, **kw)
+
+
+def repghostnet_100(**kw) -> RepGhostNet:
+    """RepGhostNet 1.0x (Table 3: 4.1M params, 142M MACs)."""
+    return repghostnet(1.0, **kw)
+
+
+def repghostnet_111(**kw) -> RepGhostNet:
+    """RepGhostNet 1.11x (Table 3: 4.5M params, 170M MACs)."""
+    return repghostnet(1.11, **kw)
+
+
+def repghostnet_130(**kw) -> RepGhostNet:
+    """RepGhostNet 1.3x (Table 3: 5.5M params, 231M MACs)."""
+    return repghostnet(1.3, **kw)
+
+
+def repghostnet_150(**kw) -> RepGhostNet:
+    """RepGhostNet 1.5x (Table 3: 6.6M params, 301M MACs)."""
+    return repghostnet(1.5, **kw)
+
+
+def repghostnet_200(**kw) -> RepGhostNet:
+    """RepGhostNet 2.0x (authors' release: 9.8M params, 516M MACs)."""
+    return repghostnet(2.0, **kw)
+
+
+def ghostnet_050(**kw) -> GhostNet:
+    """GhostNet 0.5x (Table 3: 2.6M params, 42M MACs)."""
+    return ghostnet(0.5, **kw)
+
+
+def ghostnet_100(**kw) -> GhostNet:
+    """GhostNet 1.0x (Table 3: 5.2M params, 141M MACs)."""
+    return ghostnet(1.0, **kw)
+
+
+def ghostnet_130(**kw) -> GhostNet:
+    """GhostNet 1.3x (Table 3: 7.3M params, 226M MACs)."""
+    return ghostnet(1.3, **kw)

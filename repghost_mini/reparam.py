@@ -1,0 +1,76 @@
+"""Whole-network structural re-parameterization: training form -> inference form (Sec. 3.2, Fig. 4c).
+
+:func:`reparameterize` turns every RepGhost module (c or d of Fig. 3) into module e and folds every other
+BatchNorm that follows a conv (stem, primary convs, downsample, shortcut block, head) into that conv, so
+the result holds no ``nn.BatchNorm2d`` at all. A folded BatchNorm is replaced by ``nn.Identity`` so the
+module layout (and most state-dict keys) stays recognisable.
+"""
+from __future__ import annotations
+
+import copy
+
+from torch import nn
+
+from .fusion import fold_bn_into_conv
+from .modules import RepGhostModule
+
+__all__ = ["reparameterize", "fold_conv_bn_pairs", "count_batchnorms"]
+
+
+def count_batchnorms(model: nn.Module) -> int:
+    """Number of ``BatchNorm`` layers (1d/2d/3d, SyncBatchNorm) in ``model``."""
+    return sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def _pairs(module: nn.Module):
+    """(conv name, BN name) pairs of ``module`` whose data flows conv -> BN directly."""
+    if isinstance(module, nn.Sequential):
+        names = list(module._modules)
+        for a, b in zip(names, names[1:]):
+            yield a, b
+    yield from getattr(module, "conv_bn_pairs", ())
+
+
+def fold_conv_bn_pairs(model: nn.Module) -> nn.Module:
+    """In place: fold each BN that directly follows a conv into it (inside ``nn.Sequential`` containers and
+    the ``conv_bn_pairs`` our classes declare). Returns ``model``."""
+    for module in list(model.modules()):
+        for conv_name, bn_name in list(_pairs(module)):
+            conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                setattr(module, conv_name, fold_bn_into_conv(conv, bn))
+                setattr(module, bn_name, nn.Identity())
+    return model
+
+
+def _replace_repghost_modules(model: nn.Module) -> None:
+    for name, child in list(model.named_children()):
+        if isinstance(child, RepGhostModule):
+            setattr(model, name, child.fuse())
+        else:
+            _replace_repghost_modules(child)
+
+
+def reparameterize(model: nn.Module, inplace: bool = False) -> nn.Module:
+    """The inference network: RepGhost modules -> module e, every conv->BN pair folded; same eval outputs.
+
+    ``model`` must be in eval mode (fusion uses BN running statistics). A deep copy is converted unless
+    ``inplace=True``. Converting an already converted model changes nothing. Works on any module tree that
+    contains our blocks; a BatchNorm that does not directly follow a conv in a ``nn.Sequential`` (or one of
+    our blocks) is left as it is. Raises ``ValueError`` for the "+ReLU" variant, which cannot be fused.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"reparameterize expects a torch.nn.Module, got {type(model).__name__}.")
+    training = [name or "<model>" for name, m in model.named_modules() if m.training]
+    if training:
+        raise RuntimeError(f"reparameterize needs the model in eval mode (BN running statistics), but "
+                           f"{training[0]!r} is in training mode: call model.eval() first.")
+    unfusable = [name for name, m in model.named_modules() if isinstance(m, RepGhostModule) and m.relu_after_dw]
+    if unfusable:
+        raise ValueError(f"{unfusable[0]!r} is a '+ReLU' RepGhost module (relu_after_dw=True): the ReLU between the "
+                         "depthwise conv and the add is not linear, so it cannot be re-parameterized (paper "
+                         "Table 6, last row); train with relu_after_dw=False to get a fusable model.")
+    if not inplace:
+        model = copy.deepcopy(model)
+    _replace_repghost_modules(model)
+    return fold_conv_bn_pairs(model)
