@@ -14,3 +14,4 @@ from .networks import (GHOSTNET_CFG, REPGHOSTNET_CFG, TABLE3_WIDTHS, GhostNet, R
 from .reparam import count_batchnorms, fold_conv_bn_pairs, reparameterize
 
 __version__ = "0.1.0"
+from .bench import compare_latency, measure_latency
