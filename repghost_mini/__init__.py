@@ -11,7 +11,8 @@ from .modules import (MODULE_VARIANTS, REPARAM_BRANCHES, GhostAddModule, GhostMo
 from .networks import (GHOSTNET_CFG, REPGHOSTNET_CFG, TABLE3_WIDTHS, GhostNet, RepGhostNet, ghostnet, ghostnet_050,
                        ghostnet_100, ghostnet_130, repghostnet, repghostnet_050, repghostnet_058, repghostnet_080,
                        repghostnet_100, repghostnet_111, repghostnet_130, repghostnet_150, repghostnet_200)
-from .reparam import count_batchnorms, fold_conv_bn_pairs, reparameterize
+from .reparam import count_batchnorms, fold_conv_bn_pairs, randomize_bn_stats_, reparameterize
 
 __version__ = "0.1.0"
 from .bench import compare_latency, measure_latency
+from .checkpoints import load_checkpoint, read_state_dict, save_atomic

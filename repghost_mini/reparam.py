@@ -9,17 +9,40 @@ from __future__ import annotations
 
 import copy
 
+import torch
 from torch import nn
 
 from .fusion import fold_bn_into_conv
 from .modules import RepGhostModule
 
-__all__ = ["reparameterize", "fold_conv_bn_pairs", "count_batchnorms"]
+__all__ = ["reparameterize", "fold_conv_bn_pairs", "count_batchnorms", "randomize_bn_stats_"]
 
 
 def count_batchnorms(model: nn.Module) -> int:
     """Number of ``BatchNorm`` layers (1d/2d/3d, SyncBatchNorm) in ``model``."""
     return sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+@torch.no_grad()
+def randomize_bn_stats_(model: nn.Module, seed: int = 0) -> nn.Module:
+    """In place: set every BatchNorm's running mean/var, gamma and beta to random values far from the defaults.
+
+    Default BN (mean 0, var 1, gamma 1, beta 0) is almost an identity and hides fusion bugs (RepVGG's
+    ``verify.py`` does the same). Returns ``model``.
+    """
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            n = m.num_features
+            def rand(lo: float, hi: float, like: torch.Tensor) -> torch.Tensor:
+                return (torch.rand(n, generator=g, dtype=torch.float64) * (hi - lo) + lo).to(like)
+            if m.running_mean is not None:
+                m.running_mean.copy_(rand(-1.0, 1.0, m.running_mean))
+                m.running_var.copy_(rand(0.25, 4.0, m.running_var))
+            if m.weight is not None:
+                m.weight.copy_(rand(0.25, 2.0, m.weight))
+                m.bias.copy_(rand(-1.0, 1.0, m.bias))
+    return model
 
 
 def _pairs(module: nn.Module):
