@@ -96,4 +96,4 @@ def reparameterize(model: nn.Module, inplace: bool = False) -> nn.Module:
     if not inplace:
         model = copy.deepcopy(model)
     _replace_repghost_modules(model)
-    return fold_conv_bn_pairs(model)
+    return fold_conv_bn_pairs(model).eval()  # new layers start in train mode; the whole model was in eval
