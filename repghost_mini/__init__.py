@@ -16,3 +16,5 @@ from .reparam import count_batchnorms, fold_conv_bn_pairs, randomize_bn_stats_, 
 __version__ = "0.1.0"
 from .bench import compare_latency, measure_latency
 from .checkpoints import load_checkpoint, read_state_dict, save_atomic
+from .exercises import check_answer, check_fold_bn, check_identity_kernel, check_pad_kernel, check_repghost_module_params, compare
+from .summary import BottleneckChannels, LayerRow, bottleneck_channels, format_layer_table, layer_table
