@@ -18,3 +18,5 @@ from .bench import compare_latency, measure_latency
 from .checkpoints import load_checkpoint, read_state_dict, save_atomic
 from .exercises import check_answer, check_fold_bn, check_identity_kernel, check_pad_kernel, check_repghost_module_params, compare
 from .summary import BottleneckChannels, LayerRow, bottleneck_channels, format_layer_table, layer_table
+from .concat_cost import ghostnet_concat_shapes, operator_time_shares, replace_concat_with_add, time_concat_vs_add
+from .diagrams import contiguous_copies, draw_memory_layout, draw_module, memory_order, module_structure

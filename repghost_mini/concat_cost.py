@@ -1,0 +1,268 @@
+r"""Why concatenation is not free: the measurements behind Table 1 and Fig. 2 (paper Sec. 3.1).
+
+Concatenation has no parameters and no FLOPs, yet it copies memory. For two NCHW maps
+$M_1 \in \mathbb{R}^{N\times C_1\times H\times W}$, $M_2 \in \mathbb{R}^{N\times C_2\times H\times W}$ the largest
+contiguous blocks it can copy are one image of each ($C_i H W$ numbers, repeated $N$ times); in NHWC
+(``channels_last``) they shrink to one pixel's channels ($C_i$ numbers, repeated $NHW$ times). An element-wise
+add reads both operands as single contiguous blocks.
+
+* :func:`ghostnet_concat_shapes` collects the shapes $(x_1, x_2)$ of the 32 concatenations in a GhostNet 1.0x
+  forward pass with forward hooks (no hand-typed shapes).
+* :func:`time_concat_vs_add` is Table 1: the accumulated time of all these ``torch.cat`` calls against element-wise
+  adds of two tensors with the concatenated output's shape ("operate on tensors with exactly the same shape").
+* :func:`operator_time_shares` is Fig. 2: the share of each operator in a whole forward pass, from
+  ``torch.profiler``; :func:`replace_concat_with_add` makes the GhostNet whose concatenations are adds.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.utils.benchmark as benchmark
+from torch import Tensor, nn
+from torch.profiler import ProfilerActivity, profile, record_function
+
+from .modules import GhostAddModule, GhostModule
+
+__all__ = [
+    "ghostnet_concat_shapes",
+    "time_concat_vs_add",
+    "replace_concat_with_add",
+    "ReuseByAddModule",
+    "operator_time_shares",
+    "REUSE_ADD_LABEL",
+]
+
+Shape = Tuple[int, ...]
+
+#: Profiler range name around the feature-reuse add of :class:`ReuseByAddModule` (so it is not mixed up with
+#: the shortcut adds of the bottlenecks in :func:`operator_time_shares`).
+REUSE_ADD_LABEL = "add (feature reuse)"
+
+
+def ghostnet_concat_shapes(model: Optional[nn.Module] = None,
+                           input_size: Sequence[int] = (1, 3, 224, 224)) -> List[Tuple[Shape, Shape]]:
+    r"""Shapes ``(shape_x1, shape_x2)`` of the two inputs of every :class:`GhostModule` concatenation, in forward order.
+
+    ``model`` defaults to ``repghost_mini.ghostnet(1.0)`` (GhostNet 1.0x: 16 bottlenecks x 2 Ghost modules = 32
+    concatenations at 224x224, Sec. 3.1). Forward hooks on each Ghost module's ``primary_conv`` ($x_1$, the
+    intrinsic maps) and ``cheap_operation`` ($x_2$, the ghost maps) record the shapes during one eval-mode forward
+    pass on a zero input of ``input_size``. The batch dimension of every shape is ``input_size[0]``; the timing
+    functions replace it by their own ``batch_size`` (``(batch_size, *shape[1:])``), so collect at batch 1.
+    """
+    if model is None:
+        from .networks import ghostnet
+        model = ghostnet(1.0)
+    ghost_modules = [m for m in model.modules() if isinstance(m, GhostModule)]
+    if not ghost_modules:
+        raise ValueError(f"{type(model).__name__} contains no GhostModule, so it has no Ghost concatenations; "
+                         "pass a GhostNet (e.g. repghost_mini.ghostnet(1.0)).")
+    if len(input_size) != 4:
+        raise ValueError(f"input_size must be (N, C, H, W), got {tuple(input_size)!r}.")
+    records: Dict[int, Dict[str, Shape]] = {}
+    order: List[int] = []
+    handles = []
+
+    def hook(key: int, part: str):
+        def record(_module: nn.Module, _inputs, output: Tensor) -> None:
+            if key not in records:
+                records[key] = {}
+                order.append(key)
+            records[key][part] = tuple(output.shape)
+        return record
+
+    for i, m in enumerate(ghost_modules):
+        handles.append(m.primary_conv.register_forward_hook(hook(i, "x1")))
+        handles.append(m.cheap_operation.register_forward_hook(hook(i, "x2")))
+    was_training = model.training
+    param = next(model.parameters(), None)
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(tuple(input_size), dtype=param.dtype if param is not None else torch.float32,
+                              device=param.device if param is not None else "cpu"))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return [(records[k]["x1"], records[k]["x2"]) for k in order]
+
+
+def _with_batch(shape: Shape, batch_size: int) -> Shape:
+    return (batch_size, *shape[1:])
+
+
+def _make_operands(pairs: Sequence[Tuple[Shape, Shape]], batch_size: int, channels_last: bool,
+                   device: Union[str, torch.device], dtype: torch.dtype):
+    """Random operands: cat inputs (N, C1, H, W), (N, C2, H, W); add inputs both (N, C1 + C2, H, W)."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    gen = torch.Generator().manual_seed(0)
+
+    def rand(shape: Shape) -> Tensor:
+        return torch.randn(shape, generator=gen, dtype=dtype).to(device).contiguous(memory_format=fmt)
+
+    cat_inputs, add_inputs = [], []
+    for s1, s2 in pairs:
+        if len(s1) != 4 or len(s2) != 4 or s1[0] != s2[0] or s1[2:] != s2[2:]:
+            raise ValueError(f"cannot concatenate shapes {s1} and {s2} along channels: both must be (N, C, H, W) "
+                             "with equal N, H and W.")
+        a, b = _with_batch(s1, batch_size), _with_batch(s2, batch_size)
+        out = (batch_size, s1[1] + s2[1], *s1[2:])
+        cat_inputs.append((rand(a), rand(b)))
+        add_inputs.append((rand(out), rand(out)))
+    return cat_inputs, add_inputs
+
+
+def time_concat_vs_add(pairs: Sequence[Tuple[Shape, Shape]], batch_size: int = 1, channels_last: bool = False,
+                       min_run_time: float = 0.2, rounds: int = 5, threads: Optional[int] = None,
+                       device: Union[str, torch.device] = "cpu",
+                       dtype: torch.dtype = torch.float32) -> Dict[str, float]:
+    r"""Accumulated time in ms of all ``pairs``' concatenations vs. element-wise adds (Table 1, Sec. 3.1).
+
+    For each pair ``(shape_x1, shape_x2)`` (e.g. from :func:`ghostnet_concat_shapes`) the batch dimension is
+    replaced by ``batch_size``. ``cat`` times ``torch.cat([x1, x2], dim=1)`` for every pair in one statement;
+    ``add`` times ``u + v`` for every pair with ``u``, ``v`` both of the concatenated output's shape
+    $(N, C_1 + C_2, H, W)$, so both operators produce the same tensor shape. ``channels_last=True`` stores all
+    operands in NHWC. Both statements are timed with ``torch.utils.benchmark`` in ``rounds`` interleaved rounds
+    (cat, add, cat, add, ...) of ``min_run_time / rounds`` seconds each, so machine drift hits both alike; the
+    result is the median over all runs: ``{"cat": ms, "add": ms}``.
+    """
+    if not pairs:
+        raise ValueError("pairs is empty: pass the shapes from ghostnet_concat_shapes().")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    if min_run_time <= 0 or rounds < 1:
+        raise ValueError(f"min_run_time must be > 0 and rounds >= 1, got {min_run_time!r} and {rounds!r}.")
+    cat_inputs, add_inputs = _make_operands(pairs, batch_size, channels_last, device, dtype)
+    stmts = {
+        "cat": "for a, b in cat_inputs: torch.cat((a, b), dim=1)",
+        "add": "for a, b in add_inputs: torch.add(a, b)",
+    }
+    env = {"torch": torch, "cat_inputs": cat_inputs, "add_inputs": add_inputs}
+    num_threads = threads or torch.get_num_threads()
+    timers = {name: benchmark.Timer(stmt=stmt, globals=env, num_threads=num_threads) for name, stmt in stmts.items()}
+    with torch.inference_mode():
+        for timer in timers.values():  # warm-up: allocator caches
+            timer.timeit(2)
+        times: Dict[str, List[float]] = {name: [] for name in timers}
+        for _ in range(rounds):
+            for name, timer in timers.items():
+                times[name].extend(timer.blocked_autorange(min_run_time=min_run_time / rounds).times)
+    return {name: float(torch.tensor(t).median()) * 1e3 for name, t in times.items()}
+
+
+class ReuseByAddModule(GhostAddModule):
+    r"""A Ghost module whose concatenation is replaced by an add (Sec. 3.1, "replace all its concatenation
+    operators with add operators"), for profiling only.
+
+    It has the channel layout of module b (:class:`GhostAddModule`): the primary conv makes all $C_{out}$ channels
+    and the depthwise conv keeps them, so the add's operands have exactly the concatenated output's shape
+    $(N, C_{out}, H, W)$. The add runs inside a ``torch.profiler`` range named :data:`REUSE_ADD_LABEL` so that
+    :func:`operator_time_shares` can tell it from the bottlenecks' shortcut adds. The output equals module b's.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        x1 = self.primary_conv(x)
+        x2 = self.cheap_operation(x1)
+        with record_function(REUSE_ADD_LABEL):
+            return x1 + x2
+
+
+def replace_concat_with_add(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` with every :class:`GhostModule` swapped for a :class:`ReuseByAddModule` of the same
+    ``in_channels``, ``out_channels``, ``dw_size`` and ReLU setting (freshly initialised weights).
+
+    The rest of the network is unchanged, so the two models differ only in how features are reused (concat vs add)
+    and in the channel counts of the Ghost modules' two convs (module b makes $C_{out}$ channels in its 1x1 conv
+    instead of $C_{out}/s$): compare their *operator shares*, not their total time. Used for Fig. 2's "Diff".
+    """
+    if not any(isinstance(m, GhostModule) for m in model.modules()):
+        raise ValueError(f"{type(model).__name__} contains no GhostModule to replace; pass a GhostNet.")
+    model = copy.deepcopy(model)
+
+    def swap(parent: nn.Module) -> None:
+        for name, child in list(parent.named_children()):
+            if isinstance(child, GhostModule):
+                dw = child.cheap_operation[0]
+                relu = isinstance(child.primary_conv[2], nn.ReLU)
+                new = ReuseByAddModule(child.in_channels, child.out_channels, dw_size=dw.kernel_size[0], relu=relu)
+                param = next(child.parameters())
+                setattr(parent, name, new.to(device=param.device, dtype=param.dtype).train(child.training))
+            else:
+                swap(child)
+
+    swap(model)
+    return model
+
+
+def _operator_name(event) -> str:
+    """Readable operator name of a top-level profiler event: ``aten::relu_`` -> ``relu``; 2-D convolutions are
+    split into ``conv`` (dense) and ``dwconv`` (depthwise: weight of shape (C, 1, k, k) with C > 1)."""
+    name = event.name
+    if name == REUSE_ADD_LABEL:
+        return name
+    name = name.split("::")[-1].rstrip("_")
+    if name in ("conv2d", "convolution", "_convolution"):
+        shapes = getattr(event, "input_shapes", None) or []
+        weight = shapes[1] if len(shapes) > 1 else []
+        if len(weight) == 4 and weight[1] == 1 and weight[0] > 1:
+            return "dwconv"
+        return "conv"
+    return name
+
+
+def operator_time_shares(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224), repeats: int = 3,
+                         channels_last: bool = False, threads: Optional[int] = None,
+                         min_share: float = 0.0) -> Dict[str, float]:
+    r"""Share of the whole forward pass's CPU time spent in each operator (Fig. 2), from ``torch.profiler``.
+
+    Runs one warm-up forward, then profiles ``repeats`` eval-mode forward passes of a random input of
+    ``input_size`` (``channels_last`` for NHWC) and attributes each top-level operator's total time (children
+    included, e.g. ``conv2d`` contains the oneDNN kernel call) to its readable name: ``conv`` (dense),
+    ``dwconv`` (depthwise), ``batch_norm``, ``relu``, ``cat``, ``add``, ``slice``, :data:`REUSE_ADD_LABEL`, ...
+    Returns ``{name: share}`` with shares summing to 1, largest first; names below ``min_share`` are summed
+    into ``"other"``. ``threads`` sets ``torch.set_num_threads`` for the measurement (restored afterwards).
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats!r}.")
+    if len(input_size) != 4:
+        raise ValueError(f"input_size must be (N, C, H, W), got {tuple(input_size)!r}.")
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    x = torch.randn(tuple(input_size), generator=torch.Generator().manual_seed(0)).to(device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+        model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    was_training, old_threads = model.training, torch.get_num_threads()
+    totals: Dict[str, float] = {}
+    try:
+        model.eval()
+        if threads:
+            torch.set_num_threads(threads)
+        with torch.inference_mode():
+            model(x)  # warm-up
+            activities = [ProfilerActivity.CPU]
+            with profile(activities=activities, record_shapes=True) as prof:
+                for _ in range(repeats):
+                    model(x)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+    finally:
+        model.train(was_training)
+        torch.set_num_threads(old_threads)
+    for event in prof.events():
+        if event.cpu_parent is None and event.device_type.name == "CPU":
+            name = _operator_name(event)
+            totals[name] = totals.get(name, 0.0) + event.cpu_time_total
+    total = sum(totals.values())
+    if total <= 0 or not math.isfinite(total):
+        raise RuntimeError("the profiler recorded no CPU time; check that the model runs on this machine.")
+    shares = {name: t / total for name, t in totals.items()}
+    kept = {name: s for name, s in shares.items() if s >= min_share}
+    other = sum(s for name, s in shares.items() if s < min_share)
+    if other > 0:
+        kept["other"] = kept.get("other", 0.0) + other
+    return dict(sorted(kept.items(), key=lambda kv: -kv[1]))
