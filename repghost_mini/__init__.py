@@ -20,3 +20,5 @@ from .exercises import check_answer, check_fold_bn, check_identity_kernel, check
 from .summary import BottleneckChannels, LayerRow, bottleneck_channels, format_layer_table, layer_table
 from .concat_cost import ghostnet_concat_shapes, operator_time_shares, replace_concat_with_add, time_concat_vs_add
 from .diagrams import contiguous_copies, draw_memory_layout, draw_module, memory_order, module_structure
+from .data import DATASET_NAMES, BatchAugment, DataBundle, InMemoryImages, denormalize, load_dataset, load_npz, make_loaders
+from .train import TrainConfig, TrainResult, build_model, evaluate, evaluate_reparameterized, load_trained, plot_history, train
