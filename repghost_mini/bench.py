@@ -5,13 +5,19 @@ run (see :func:`compare_latency`, which interleaves the models), never against n
 """
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional
+import os
+import statistics
+import tempfile
+import time
+import warnings
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 import torch
 import torch.utils.benchmark as benchmark
 from torch import nn
 
-__all__ = ["measure_latency", "compare_latency"]
+__all__ = ["measure_latency", "compare_latency", "RUNTIMES", "MODEL_REGISTRY", "available_models",
+           "build_named_model", "optimize_for_cpu", "benchmark_models", "markdown_table", "plot_latency"]
 
 
 @torch.inference_mode()
@@ -47,3 +53,232 @@ def compare_latency(models: Mapping[str, nn.Module], input_size=(1, 3, 224, 224)
         for name, model in models.items():
             samples[name].append(measure_latency(model, input_size, threads, min_run_time))
     return {name: float(torch.tensor(v).median()) for name, v in samples.items()}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Named models, several runtimes, tables and plots (used by ``python -m repghost_mini bench`` and benchmarks/)
+# ----------------------------------------------------------------------------------------------------------
+
+#: Runtimes :func:`benchmark_models` knows: PyTorch eager, PyTorch after :func:`optimize_for_cpu`, onnxruntime.
+RUNTIMES = ("torch", "torch_optimized", "onnxruntime")
+
+
+def _ours(factory_name: str, fused: bool) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        from . import networks
+        from .reparam import randomize_bn_stats_, reparameterize
+        torch.manual_seed(0)
+        model = getattr(networks, factory_name)().eval()
+        if fused:  # non-trivial BN statistics, so the fused weights are not a near-identity special case
+            model = reparameterize(randomize_bn_stats_(model, seed=0))
+        return model
+    build.__doc__ = f"our {factory_name}" + (" re-parameterized (inference form)" if fused else "")
+    return build
+
+
+def _timm(timm_name: str, reparam: bool) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        try:
+            import timm
+        except ImportError:
+            raise ImportError("timm models need the timm package: `pip install timm` "
+                              "(or `pip install -e .[dev]`).") from None
+        torch.manual_seed(0)
+        model = timm.create_model(timm_name, pretrained=False).eval()
+        if reparam:
+            from timm.utils.model import reparameterize_model
+            model = reparameterize_model(model)
+        return model.eval()
+    build.__doc__ = f"timm's {timm_name}" + (" after timm's reparameterize_model" if reparam else "")
+    return build
+
+
+def _registry() -> Dict[str, Callable[[], nn.Module]]:
+    from .networks import TABLE3_WIDTHS
+    reg: Dict[str, Callable[[], nn.Module]] = {}
+    for width in (0.5, 1.0, 1.3):
+        name = f"ghostnet_{round(width * 100):03d}"
+        reg[name] = _ours(name, fused=False)
+    for width in TABLE3_WIDTHS:
+        name = f"repghostnet_{round(width * 100):03d}"
+        reg[name] = _ours(name, fused=False)
+        reg[name + "_fused"] = _ours(name, fused=True)
+    for width in (0.5, 1.0, 1.3):
+        name = f"repghostnet_{round(width * 100):03d}"
+        reg[f"timm_{name}"] = _timm(name, reparam=False)
+        reg[f"timm_{name}_reparam"] = _timm(name, reparam=True)
+    return reg
+
+
+#: name -> zero-argument builder of an eval-mode model; see :func:`build_named_model`.
+MODEL_REGISTRY: Dict[str, Callable[[], nn.Module]] = _registry()
+
+
+def available_models() -> List[str]:
+    """Names accepted by :func:`build_named_model`, sorted."""
+    return sorted(MODEL_REGISTRY)
+
+
+def build_named_model(name: str) -> nn.Module:
+    """An eval-mode network by name (random weights, seeded; fine for latency, not for accuracy).
+
+    ``ghostnet_050/100/130``: GhostNet; ``repghostnet_XXX``: our RepGhostNet in training form (Table 3
+    widths); ``repghostnet_XXX_fused``: the same after :func:`repghost_mini.reparameterize`;
+    ``timm_repghostnet_XXX`` / ``timm_repghostnet_XXX_reparam``: timm's model before / after timm's own
+    ``reparameterize_model`` (which keeps ~48 BatchNorms that follow convs).
+    """
+    if name not in MODEL_REGISTRY:
+        raise ValueError(f"unknown model name {name!r}; choose one of: {', '.join(available_models())}.")
+    return MODEL_REGISTRY[name]()
+
+
+def optimize_for_cpu(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224)) -> nn.Module:
+    """A faster CPU inference copy of an eval-mode ``model``: traced, frozen and ``optimize_for_inference``.
+
+    ``torch.jit.freeze`` inlines the weights as constants, folds Conv+BN (so it removes BNs left after a
+    conv -- the same thing re-parameterization does for those) and ``optimize_for_inference`` pre-packs
+    conv weights for oneDNN and fuses Conv+ReLU / Conv+Add. The result is a ``torch.jit.ScriptModule`` that
+    accepts inputs of the traced shape (batch and image size may change; the channel count may not) and
+    gives the same outputs up to float32 rounding. Measured numbers: see ``benchmarks/latency.py``.
+    """
+    if model.training:
+        raise RuntimeError("optimize_for_cpu builds an inference graph: call model.eval() first.")
+    param = next(model.parameters(), None)
+    if param is not None and param.device.type != "cpu":
+        raise ValueError(f"optimize_for_cpu is for CPU models; the model is on {param.device}: call .cpu() first.")
+    x = torch.randn(tuple(input_size))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit deprecation and input-check tracer warnings
+        with torch.no_grad():
+            traced = torch.jit.trace(model, x)
+            return torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
+
+
+def _ort_times(session, x, rounds_time: float, warmup: int = 3) -> float:
+    """Median seconds of ``session.run`` over repeated calls for about ``rounds_time`` seconds."""
+    feed = {session.get_inputs()[0].name: x}
+    for _ in range(warmup):
+        session.run(None, feed)
+    times: List[float] = []
+    start = time.perf_counter()
+    while len(times) < 5 or time.perf_counter() - start < rounds_time:
+        t0 = time.perf_counter()
+        session.run(None, feed)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), threads: Sequence[int] = (1,),
+                     runtimes: Sequence[str] = ("torch",), rounds: int = 5, image_size: int = 224,
+                     min_run_time: float = 0.2, baseline: Optional[str] = None,
+                     workdir: Optional[str] = None) -> List[Dict]:
+    """Latency of named models (see :func:`build_named_model`) for every runtime x batch size x thread count.
+
+    Within one (runtime, batch, threads) setting the models are measured in ``rounds`` interleaved rounds
+    (A B C A B C ...), each measurement a median over about ``min_run_time`` seconds after a warm-up:
+    ``torch.utils.benchmark`` for ``"torch"`` (eager) and ``"torch_optimized"`` (:func:`optimize_for_cpu`),
+    plain repeated ``session.run`` for ``"onnxruntime"`` (export via :func:`repghost_mini.export_onnx`,
+    into ``workdir`` or a temporary folder). Returns one row per model and setting with keys ``model,
+    runtime, batch, threads, median_ms, min_ms, rounds`` and, when ``baseline`` names one of ``names``,
+    ``ratio``: the median over rounds of latency / baseline latency *in the same round*.
+    """
+    names = list(names)
+    unknown = [n for n in names if n not in MODEL_REGISTRY]
+    if unknown:
+        raise ValueError(f"unknown model name {unknown[0]!r}; choose from: {', '.join(available_models())}.")
+    bad = [r for r in runtimes if r not in RUNTIMES]
+    if bad:
+        raise ValueError(f"unknown runtime {bad[0]!r}; choose from {RUNTIMES}.")
+    if baseline is not None and baseline not in names:
+        raise ValueError(f"baseline {baseline!r} must be one of the benchmarked names {names}.")
+    if rounds < 1 or not batch_sizes or not threads:
+        raise ValueError("rounds must be >= 1 and batch_sizes, threads non-empty.")
+    models = {n: build_named_model(n) for n in names}
+    rows: List[Dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = workdir or tmp
+        onnx_paths: Dict[str, str] = {}
+        for runtime in runtimes:
+            if runtime == "onnxruntime":
+                from .export import export_onnx
+                for n in names:
+                    onnx_paths[n] = str(export_onnx(models[n], os.path.join(folder, f"{n}.onnx"),
+                                                    (1, 3, image_size, image_size)))
+            for nthreads in threads:
+                prepared = {}
+                if runtime == "onnxruntime":
+                    from .export import onnx_session
+                    prepared = {n: onnx_session(onnx_paths[n], threads=nthreads) for n in names}
+                elif runtime == "torch_optimized":
+                    prepared = {n: optimize_for_cpu(models[n], (1, 3, image_size, image_size)) for n in names}
+                for batch in batch_sizes:
+                    size = (batch, 3, image_size, image_size)
+                    samples: Dict[str, List[float]] = {n: [] for n in names}
+                    x = torch.randn(size)
+                    for _ in range(rounds):
+                        for n in names:
+                            if runtime == "onnxruntime":
+                                ms = _ort_times(prepared[n], x.numpy(), min_run_time) * 1e3
+                            elif runtime == "torch_optimized":
+                                ms = _timer_ms(prepared[n], x, nthreads, min_run_time)
+                            else:
+                                ms = measure_latency(models[n], size, nthreads, min_run_time)
+                            samples[n].append(ms)
+                    for n in names:
+                        row = dict(model=n, runtime=runtime, batch=batch, threads=nthreads,
+                                   median_ms=statistics.median(samples[n]), min_ms=min(samples[n]), rounds=rounds)
+                        if baseline is not None:
+                            row["ratio"] = statistics.median(a / b for a, b in zip(samples[n], samples[baseline]))
+                        rows.append(row)
+    return rows
+
+
+@torch.inference_mode()
+def _timer_ms(model, x: torch.Tensor, threads: int, min_run_time: float) -> float:
+    for _ in range(3):
+        model(x)
+    timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x}, num_threads=threads)
+    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
+
+
+def markdown_table(rows: Sequence[Mapping]) -> str:
+    """A GitHub Markdown table of :func:`benchmark_models` rows (ratio column when the rows have one)."""
+    if not rows:
+        raise ValueError("markdown_table got no rows; run benchmark_models first.")
+    has_ratio = all("ratio" in r for r in rows)
+    head = ["model", "runtime", "batch", "threads", "median ms", "min ms"] + (["ratio"] if has_ratio else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+    for r in rows:
+        cells = [str(r["model"]), str(r["runtime"]), str(r["batch"]), str(r["threads"]),
+                 f"{r['median_ms']:.2f}", f"{r['min_ms']:.2f}"] + ([f"{r['ratio']:.2f}"] if has_ratio else [])
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_latency(rows: Sequence[Mapping], ax=None, value: str = "median_ms"):
+    """Grouped bar chart of :func:`benchmark_models` rows: one group per (runtime, batch, threads) setting,
+    one bar per model. ``value``: ``"median_ms"``, ``"min_ms"`` or ``"ratio"``. Returns the ``Axes``."""
+    import matplotlib.pyplot as plt
+
+    if not rows:
+        raise ValueError("plot_latency got no rows; run benchmark_models first.")
+    if value not in rows[0]:
+        raise ValueError(f"rows have no {value!r} column; choose one of {sorted(rows[0])}.")
+    settings = list(dict.fromkeys((r["runtime"], r["batch"], r["threads"]) for r in rows))
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    table = {(r["runtime"], r["batch"], r["threads"], r["model"]): r[value] for r in rows}
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(settings) * max(1, len(models)) / 3), 3.2))
+    width = 0.8 / len(models)
+    for k, model in enumerate(models):
+        xs = [i + (k - (len(models) - 1) / 2) * width for i in range(len(settings))]
+        ys = [table.get((*s, model), float("nan")) for s in settings]
+        ax.bar(xs, ys, width, label=model)
+    ax.set_xticks(range(len(settings)))
+    ax.set_xticklabels([f"{rt}\nbatch {b}, {t} thr" for rt, b, t in settings], fontsize=7)
+    ax.set_ylabel({"median_ms": "latency, median (ms)", "min_ms": "latency, best round (ms)",
+                   "ratio": "latency / baseline"}[value] if value in ("median_ms", "min_ms", "ratio") else value)
+    if value == "ratio":
+        ax.axhline(1.0, color="0.3", lw=0.8, ls="--")
+    ax.legend(fontsize=7, ncol=2)
+    return ax

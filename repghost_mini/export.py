@@ -1,0 +1,246 @@
+r"""Deployment: export to ONNX, inspect the graph, run it in onnxruntime (paper Sec. 3.2 and Sec. 4, "latency").
+
+The point of re-parameterization is what the deployed graph looks like. After :func:`repghost_mini.reparameterize`
+a RepGhost bottleneck is a chain of plain ``Conv`` (+ ``Relu``) nodes and one ``Add`` for the shortcut: no
+``Concat`` (GhostNet's feature reuse) and no ``BatchNormalization``. :func:`count_onnx_ops` makes that visible.
+
+**Exporter.** We use ``torch.onnx.export(..., dynamo=True)``, the default since PyTorch 2.9: it traces with
+``torch.export`` (no Python-control-flow surprises), takes a symbolic batch dimension through ``dynamic_shapes``,
+and is the maintained path (the TorchScript exporter is deprecated and announced for removal). Its ONNX
+optimizer (onnxscript) folds every BatchNorm that directly follows a Conv into that Conv when the model is in
+eval mode -- so even the training-form network loses those BNs in the file. What no exporter can fold are
+the parts re-parameterization removes: the BN *branch* of module d (a BN applied to $x_1$ and added) and the
+extra ``Add`` nodes. ``optimize=False`` keeps every BN, at the price of many shape-helper nodes.
+
+onnxruntime itself also folds Conv+BN (its "basic" graph optimizations): see :func:`onnxruntime_optimized_ops`.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["export_onnx", "count_onnx_ops", "onnx_session", "run_onnx", "check_onnx_matches",
+           "onnxruntime_optimized_ops", "onnx_file_size_mb", "draw_onnx_graph"]
+
+PathLike = Union[str, os.PathLike]
+#: Lowest ONNX opset we export to (opset 17 has LayerNormalization; 18 is what the dynamo exporter prefers).
+MIN_OPSET = 17
+
+
+def _require(module: str):
+    try:
+        return __import__(module)
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError(f"{module} is needed for ONNX export/inference; install it with "
+                          f"`pip install {module}` (or `pip install -e .[dev]`).") from None
+
+
+def _load(model_or_path):
+    onnx = _require("onnx")
+    if isinstance(model_or_path, (str, os.PathLike)):
+        if not os.path.isfile(model_or_path):
+            raise FileNotFoundError(f"ONNX file {os.fspath(model_or_path)!r} does not exist; export it first "
+                                    "with export_onnx(model, path).")
+        return onnx.load(os.fspath(model_or_path))
+    if isinstance(model_or_path, onnx.ModelProto):
+        return model_or_path
+    raise TypeError(f"expected a path to an .onnx file or an onnx.ModelProto, got {type(model_or_path).__name__}.")
+
+
+def export_onnx(model: nn.Module, path: PathLike, input_size: Sequence[int] = (1, 3, 224, 224), opset: int = 18,
+                dynamic_batch: bool = True, optimize: bool = True) -> Path:
+    """Export ``model`` (in eval mode, on any device) to ``path`` as ONNX and check it with ``onnx.checker``.
+
+    The graph has one input ``"input"`` of shape ``input_size`` (dimension 0 symbolic, named ``"batch"``,
+    when ``dynamic_batch``) and one output ``"output"``. The model is exported on the CPU in float32; the
+    original ``model`` is not modified. ``optimize=False`` skips the exporter's graph optimizer (which folds
+    Conv+BN pairs). Returns the path.
+    """
+    _require("onnxscript")
+    onnx = _require("onnx")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"export_onnx expects a torch.nn.Module, got {type(model).__name__}.")
+    if model.training:
+        raise RuntimeError("export_onnx exports the inference graph: call model.eval() first (in train mode BN "
+                           "uses batch statistics and dropout is active).")
+    if opset < MIN_OPSET:
+        raise ValueError(f"opset must be >= {MIN_OPSET} (got {opset}); onnxruntime runs opsets up to 21+.")
+    input_size = tuple(int(s) for s in input_size)
+    if len(input_size) != 4 or min(input_size) < 1:
+        raise ValueError(f"input_size must be (N, C, H, W) with positive entries, got {input_size}.")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    param = next(model.parameters(), None)
+    if param is not None and (param.device.type != "cpu" or param.dtype != torch.float32):
+        import copy
+        model = copy.deepcopy(model).to("cpu", torch.float32)
+    x = torch.randn(input_size)
+    dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=4096)},) if dynamic_batch else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # exporter chatter (e.g. opset version conversions)
+        import contextlib
+        import io
+        with contextlib.redirect_stdout(io.StringIO()):  # the dynamo exporter prints progress lines
+            torch.onnx.export(model, (x,), str(path), dynamo=True, opset_version=opset, input_names=["input"],
+                              output_names=["output"], dynamic_shapes=dynamic_shapes, optimize=optimize,
+                              external_data=False)
+    onnx.checker.check_model(str(path), full_check=True)
+    return path
+
+
+def count_onnx_ops(model_or_path) -> Dict[str, int]:
+    """``{op_type: count}`` over the nodes of the main graph of an ONNX file or ``onnx.ModelProto``,
+    most frequent first (``Constant`` nodes included: they are nodes too)."""
+    graph = _load(model_or_path).graph
+    counts = collections.Counter(node.op_type for node in graph.node)
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def onnx_file_size_mb(path: PathLike) -> float:
+    """Size of an ONNX file on disk in MB (10^6 bytes)."""
+    return os.path.getsize(path) / 1e6
+
+
+def onnx_session(path: PathLike, threads: int = 1, optimization: str = "all"):
+    """An onnxruntime CPU ``InferenceSession`` using ``threads`` intra-op threads (one inter-op thread).
+
+    ``optimization``: ``"disable"``, ``"basic"`` (constant folding, Conv+BN fusion ...), ``"extended"`` or
+    ``"all"`` (onnxruntime's default, adds layout transforms and fused Conv+activation kernels).
+    """
+    ort = _require("onnxruntime")
+    levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+              "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+              "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+    if optimization not in levels:
+        raise ValueError(f"unknown optimization level {optimization!r}; choose one of {list(levels)}.")
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer, got {threads!r}.")
+    _load(path)  # clear error for a missing file
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = levels[optimization]
+    options.log_severity_level = 3
+    return ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
+
+
+def run_onnx(session_or_path, x: torch.Tensor) -> torch.Tensor:
+    """Run a one-input ONNX model (a session or a path) on ``x`` and return its first output as a tensor."""
+    session = session_or_path if hasattr(session_or_path, "run") else onnx_session(session_or_path)
+    feed = {session.get_inputs()[0].name: x.detach().to("cpu", torch.float32).contiguous().numpy()}
+    return torch.from_numpy(np.asarray(session.run(None, feed)[0]))
+
+
+@torch.no_grad()
+def check_onnx_matches(model: nn.Module, path: PathLike, input_size: Sequence[int] = (1, 3, 224, 224),
+                       batch_sizes: Sequence[int] = (1, 3), rtol: float = 1e-4, atol: float = 1e-4,
+                       seed: int = 0) -> float:
+    r"""Check that onnxruntime's outputs equal the PyTorch model's on random inputs of several batch sizes.
+
+    "Equal within float32 rounding": $|y_{ort} - y_{torch}| \le atol \cdot \max|y_{torch}| + rtol\,|y_{torch}|$
+    elementwise (the two runtimes sum convolutions in different orders). Raises ``AssertionError`` with the
+    largest difference otherwise; returns the largest absolute difference seen.
+    """
+    session = onnx_session(path, threads=1)
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    g = torch.Generator().manual_seed(seed)
+    worst = 0.0
+    for n in batch_sizes:
+        x = torch.randn((n, *tuple(input_size)[1:]), generator=g)
+        expected = model(x.to(device)).float().cpu()
+        got = run_onnx(session, x)
+        if got.shape != expected.shape:
+            raise AssertionError(f"ONNX output shape {tuple(got.shape)} != PyTorch's {tuple(expected.shape)} "
+                                 f"for batch {n}; was the model exported with dynamic_batch=True?")
+        diff = (got - expected).abs()
+        scale = expected.abs().max().item()
+        bound = atol * max(scale, 1.0) + rtol * expected.abs()
+        if (diff > bound).any():
+            raise AssertionError(f"onnxruntime and PyTorch differ by up to {diff.max().item():.3g} (batch {n}, "
+                                 f"output scale {scale:.3g}): more than float32 rounding.")
+        worst = max(worst, diff.max().item())
+    return worst
+
+
+def onnxruntime_optimized_ops(path: PathLike, optimization: str = "basic") -> Dict[str, int]:
+    """Operator counts of the graph onnxruntime actually runs after its graph optimizations.
+
+    At ``"basic"`` level onnxruntime already folds a BatchNormalization that follows a Conv into it (and
+    folds constants); ``"extended"``/``"all"`` also fuse Conv+Relu into ``FusedConv``. This is why, inside
+    onnxruntime, a network's leftover Conv->BN pairs cost nothing; only BNs that do not follow a conv
+    (RepGhost's BN branch) and the extra Adds survive -- those only re-parameterization removes.
+    """
+    ort = _require("onnxruntime")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "optimized.onnx")
+        session = onnx_session(path, threads=1, optimization=optimization)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = session.get_session_options().graph_optimization_level
+        options.optimized_model_filepath = out
+        options.log_severity_level = 3
+        ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
+        return count_onnx_ops(out)
+
+
+def _graph_layers(graph) -> Tuple[list, Dict[str, int]]:
+    """Nodes (Constant nodes dropped) and each node's depth = longest path from the graph inputs."""
+    nodes = [n for n in graph.node if n.op_type != "Constant"]
+    producer = {out: i for i, n in enumerate(nodes) for out in n.output}
+    depth: Dict[int, int] = {}
+    for i, n in enumerate(nodes):  # ONNX nodes are stored in topological order
+        parents = [producer[t] for t in n.input if t in producer]
+        depth[i] = 1 + max((depth[p] for p in parents), default=-1)
+    return nodes, depth
+
+
+def draw_onnx_graph(model_or_path, ax=None, title: Optional[str] = None, fontsize: int = 7):
+    """Draw an ONNX graph top to bottom with matplotlib: one box per node (op type), arrows along tensors.
+
+    Meant for small graphs (one bottleneck). Nodes at the same depth (longest path from the input) share a
+    row. Returns the matplotlib ``Axes``.
+    """
+    import matplotlib.pyplot as plt
+
+    graph = _load(model_or_path).graph
+    nodes, depth = _graph_layers(graph)
+    rows: Dict[int, list] = collections.defaultdict(list)
+    for i in range(len(nodes)):
+        rows[depth[i]].append(i)
+    pos = {}
+    for d, members in rows.items():
+        for k, i in enumerate(members):
+            pos[i] = (k - (len(members) - 1) / 2, -d)
+    if ax is None:
+        width = max(len(m) for m in rows.values()) if rows else 1
+        _, ax = plt.subplots(figsize=(1.2 + 1.3 * width, 0.45 * (len(rows) + 1)))
+    producer = {out: i for i, n in enumerate(nodes) for out in n.output}
+    for i, n in enumerate(nodes):
+        for t in n.input:
+            if t in producer:
+                (x0, y0), (x1, y1) = pos[producer[t]], pos[i]
+                ax.annotate("", xy=(x1, y1 + 0.18), xytext=(x0, y0 - 0.18),
+                            arrowprops=dict(arrowstyle="->", color="0.4", lw=0.8))
+    colors = {"Conv": "#cfe2f3", "BatchNormalization": "#f4cccc", "Concat": "#fce5cd", "Add": "#d9ead3",
+              "Relu": "#eeeeee"}
+    for i, n in enumerate(nodes):
+        x, y = pos[i]
+        ax.text(x, y, n.op_type, ha="center", va="center", fontsize=fontsize,
+                bbox=dict(boxstyle="round,pad=0.25", fc=colors.get(n.op_type, "white"), ec="0.3", lw=0.6))
+    xs = [p[0] for p in pos.values()] or [0]
+    ax.set_xlim(min(xs) - 0.8, max(xs) + 0.8)
+    ax.set_ylim(-max(depth.values(), default=0) - 0.6, 0.6)
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=fontsize + 2)
+    return ax
