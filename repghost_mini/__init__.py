@@ -22,3 +22,6 @@ from .concat_cost import ghostnet_concat_shapes, operator_time_shares, replace_c
 from .diagrams import contiguous_copies, draw_memory_layout, draw_module, memory_order, module_structure
 from .data import DATASET_NAMES, BatchAugment, DataBundle, InMemoryImages, denormalize, load_dataset, load_npz, make_loaders
 from .train import TrainConfig, TrainResult, build_model, evaluate, evaluate_reparameterized, load_trained, plot_history, train
+from .export import count_onnx_ops, export_onnx, check_onnx_matches, onnx_session, onnxruntime_optimized_ops, run_onnx
+from .bench import (MODEL_REGISTRY, RUNTIMES, available_models, benchmark_models, build_named_model, markdown_table,
+                    optimize_for_cpu, plot_latency)
