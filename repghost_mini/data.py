@@ -155,12 +155,17 @@ def load_npz(path: Union[str, os.PathLike]) -> Tuple[InMemoryImages, InMemoryIma
 
 
 def _decode_jpegs(blob: np.ndarray, offsets: np.ndarray) -> Tensor:
-    from torchvision.io import ImageReadMode, decode_jpeg
+    """Decode JPEG files stored back to back in ``blob`` (file i = ``blob[offsets[i]:offsets[i+1]]``) with PIL."""
+    from PIL import Image
 
-    data = torch.from_numpy(blob)
-    images = [decode_jpeg(data[int(offsets[i]):int(offsets[i + 1])], mode=ImageReadMode.RGB)
-              for i in range(len(offsets) - 1)]
-    return torch.stack(images)
+    images = np.empty((len(offsets) - 1, 32, 32, 3), dtype=np.uint8)
+    for i in range(len(offsets) - 1):
+        with Image.open(io.BytesIO(blob[int(offsets[i]):int(offsets[i + 1])].tobytes())) as im:
+            arr = np.asarray(im.convert("RGB"))
+        if i == 0 and arr.shape != (32, 32, 3):
+            images = np.empty((len(offsets) - 1,) + arr.shape, dtype=np.uint8)
+        images[i] = arr
+    return torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
 
 
 def _load_jpeg_npz(path: Path) -> Tuple[InMemoryImages, InMemoryImages]:

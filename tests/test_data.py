@@ -1,0 +1,212 @@
+"""Data: lookup order and errors, .npz checks, batched augmentation == its v2 definition, real shared data."""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import repghost_mini as r
+from repghost_mini.data import InMemoryLoader, _decode_jpegs, data_roots
+
+SHARED = os.environ.get("REPGHOST_MINI_DATA")
+needs_shared = pytest.mark.skipif(not SHARED or not Path(SHARED, "cifar10-subset").is_dir(),
+                                  reason="REPGHOST_MINI_DATA is not set to the shared data folder (CI sets it)")
+
+
+@pytest.fixture
+def empty_env(tmp_path, monkeypatch):
+    """No REPGHOST_MINI_DATA, and ./data is an empty folder."""
+    monkeypatch.delenv("REPGHOST_MINI_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def write_npz(path, n=12, size=8, **override):
+    rng = np.random.default_rng(0)
+    arrays = dict(x_train=rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8), y_train=np.arange(n) % 3,
+                  x_test=rng.integers(0, 256, (4, size, size, 3), dtype=np.uint8), y_test=np.arange(4) % 3)
+    arrays.update(override)
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    np.savez(path, **arrays)
+    return path
+
+
+# ---------------------------------------------------------------- lookup and errors
+def test_lookup_order(empty_env, monkeypatch):
+    assert data_roots() == [Path("data")]
+    monkeypatch.setenv("REPGHOST_MINI_DATA", "/somewhere")
+    assert data_roots() == [Path("/somewhere"), Path("data")]
+    assert data_roots("/explicit") == [Path("/explicit")]  # an explicit path is the only place searched
+
+
+def test_nothing_found_lists_paths_and_never_falls_back_to_synthetic(empty_env, monkeypatch):
+    monkeypatch.setenv("REPGHOST_MINI_DATA", str(empty_env / "shared"))
+    with pytest.raises(FileNotFoundError) as err:
+        r.load_dataset("cifar10-subset")
+    msg = str(err.value)
+    assert str(empty_env / "shared" / "cifar10_subset.npz") in msg and "data/cifar10_subset.npz" in msg
+    assert "REPGHOST_MINI_DATA" in msg
+    with pytest.raises(FileNotFoundError, match="download=False"):
+        r.load_dataset("cifar10", download=False)
+    with pytest.raises(FileNotFoundError, match="train/ and val/"):
+        r.load_dataset("imagenet-subset")
+
+
+def test_found_in_dot_data_and_by_env(empty_env, monkeypatch):
+    (empty_env / "data").mkdir()
+    write_npz(empty_env / "data" / "cifar10_subset.npz")
+    b = r.load_dataset("cifar10-subset")
+    assert len(b.train) == 12 and b.source == str(Path("data") / "cifar10_subset.npz")
+    other = empty_env / "elsewhere" / "cifar10-subset"
+    other.mkdir(parents=True)
+    write_npz(other / "cifar10_subset.npz", n=6)
+    monkeypatch.setenv("REPGHOST_MINI_DATA", str(empty_env / "elsewhere"))
+    assert len(r.load_dataset("cifar10-subset").train) == 6  # the env var comes before ./data
+
+
+def test_unknown_name_and_missing_path():
+    with pytest.raises(ValueError, match="unknown dataset"):
+        r.load_dataset("mnist")
+    with pytest.raises(ValueError, match="needs path"):
+        r.load_dataset("npz")
+    with pytest.raises(ValueError, match="needs path"):
+        r.load_dataset("imagefolder")
+
+
+@pytest.mark.parametrize("override, message", [
+    (dict(y_test=None), r"lacks the arrays \['y_test'\]"),
+    (dict(x_train=np.zeros((12, 8, 8, 3), dtype=np.float32)), "must be uint8 images"),
+    (dict(x_train=np.zeros((12, 8, 8), dtype=np.uint8)), "must be uint8 images of shape"),
+    (dict(y_train=np.zeros(5, dtype=np.int64)), "must be 12 integer labels"),
+    (dict(y_train=np.full(12, 0.5)), "integer labels"),
+])
+def test_bad_npz_gives_one_sentence(tmp_path, override, message):
+    path = write_npz(tmp_path / "bad.npz", **override)
+    with pytest.raises(ValueError, match=message):
+        r.load_dataset("npz", path)
+
+
+def test_npz_by_path(tmp_path):
+    path = write_npz(tmp_path / "mine.npz")
+    b = r.load_dataset("npz", path)
+    assert b.num_classes == 3 and b.image_size == 8 and b.train.images.shape == (12, 3, 8, 8)
+    np.testing.assert_array_equal(b.train.images.permute(0, 2, 3, 1).numpy(), np.load(path)["x_train"])
+    assert len(r.load_dataset("cifar10", path, train_per_class=2).train) == 6  # first 2 of each class
+
+
+def test_synthetic_only_by_name():
+    b = r.load_dataset("synthetic", synthetic_size=40)
+    assert b.source == "synthetic" and len(b.train) == 40 and b.num_classes == 10
+
+
+# ---------------------------------------------------------------- batched augmentation
+def all_crops(img, pad):
+    """Every padded crop of ``img`` and its mirror: what v2.RandomCrop(padding) + RandomHorizontalFlip can give."""
+    c, h, w = img.shape
+    padded = torch.nn.functional.pad(img, (pad,) * 4)
+    crops = [padded[:, dy:dy + h, dx:dx + w] for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)]
+    return torch.stack(crops + [x.flip(-1) for x in crops])
+
+
+def test_batch_crop_flip_gives_only_valid_crops_and_all_kinds():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8, generator=g)
+    aug = r.BatchAugment((0.5,) * 3, (0.25,) * 3, padding=2, random_erasing=0.0)
+    out = aug.crop_flip(x, g)
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    kinds = set()
+    for i in range(len(x)):
+        match = (all_crops(x[i], 2) == out[i]).flatten(1).all(1).nonzero()
+        assert len(match) >= 1, f"image {i} is not a padded crop (or its mirror) of the input"
+        kinds.add(int(match[0]))
+    assert len(kinds) > 20  # offsets and flips differ from image to image (per-image randomness)
+
+
+def test_batch_normalize_and_erasing():
+    x = torch.randint(0, 256, (200, 3, 16, 16), dtype=torch.uint8)
+    mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
+    aug = r.BatchAugment(mean, std, padding=0, flip=False, random_erasing=1.0)
+    ref = (x.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    torch.testing.assert_close(aug(x, train=False), ref)
+    out = aug(x, torch.Generator().manual_seed(1))
+    erased = ~torch.isclose(out, ref, atol=1e-5).all(1)  # (N, H, W): where the box replaced the pixels by 0
+    share = erased.flatten(1).float().mean(1)
+    assert (share > 0).float().mean() > 0.9  # p=1: (nearly) every image has a box
+    assert share.max() <= 0.4 and (out.masked_select(erased[:, None].expand_as(out)) == 0).all()
+    rows, cols = erased.any(2), erased.any(1)  # the erased pixels form one rectangle
+    assert torch.equal(erased.flatten(1).sum(1), rows.sum(1) * cols.sum(1))
+    none = r.BatchAugment(mean, std, padding=0, flip=False, random_erasing=0.0)
+    torch.testing.assert_close(none(x, torch.Generator().manual_seed(1)), ref)
+    with pytest.raises(ValueError, match="uint8"):
+        aug(x.float())
+
+
+def test_loader_is_deterministic_per_epoch_and_shards_for_ddp():
+    data = r.InMemoryImages(torch.randint(0, 256, (50, 3, 8, 8), dtype=torch.uint8), torch.arange(50) % 5)
+    aug = r.BatchAugment((0.5,) * 3, (0.25,) * 3, padding=1)
+
+    def batches(epoch, rank=0, world=1, seed=0):
+        loader = InMemoryLoader(data, 8, aug, train=True, seed=seed, rank=rank, world_size=world)
+        loader.set_epoch(epoch)
+        return list(loader)
+
+    a, b, c = batches(0), batches(0), batches(1)
+    assert len(a) == 6 and all(torch.equal(x1, x2) and torch.equal(y1, y2) for (x1, y1), (x2, y2) in zip(a, b))
+    assert not torch.equal(a[0][1], c[0][1])
+    lab0 = torch.cat([y for _, y in batches(0, 0, 2)])
+    lab1 = torch.cat([y for _, y in batches(0, 1, 2)])
+    assert len(lab0) == len(lab1) == 24  # 25 per rank, last partial batch dropped in training
+
+
+def test_make_loaders_shapes():
+    b = r.load_dataset("synthetic", synthetic_size=64)
+    train, test = r.make_loaders(b, batch_size=16)
+    train.set_epoch(0)
+    x, y = next(iter(train))
+    assert x.shape == (16, 3, 32, 32) and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert len(train) == 4 and sum(len(y) for _, y in test) == len(b.test)
+    with pytest.raises(ValueError, match="batch_size"):
+        r.make_loaders(b, batch_size=0)
+
+
+# ---------------------------------------------------------------- real shared data (CI sets REPGHOST_MINI_DATA)
+@needs_shared
+def test_real_cifar10_subset_matches_provenance():
+    b = r.load_dataset("cifar10-subset")
+    assert (len(b.train), len(b.test), b.num_classes, b.image_size) == (5169, 1017, 10, 32)
+    assert b.class_names[0] == "airplane" and b.class_names[9] == "truck"
+    train_counts = torch.bincount(b.train.labels, minlength=10).tolist()
+    assert train_counts == [524, 529, 502, 499, 547, 488, 508, 523, 540, 509]  # PROVENANCE.md table
+    assert torch.bincount(b.test.labels, minlength=10).tolist()[:3] == [105, 93, 100]
+    # the CIFAR normalization constants fit the data: normalized images have mean ~0 and std ~1 per channel
+    x = r.BatchAugment(b.mean, b.std)(b.train.images[:2000], train=False)
+    assert x.mean((0, 2, 3)).abs().max() < 0.1 and (x.std((0, 2, 3)) - 1).abs().max() < 0.1
+
+
+@needs_shared
+def test_real_jpeg_copy_matches_exact_pixels():
+    root = Path(SHARED, "cifar10-subset")
+    with np.load(root / "cifar10_full_jpeg.npz") as z:
+        images = _decode_jpegs(z["train_jpeg"], z["train_offsets"][:33])
+        labels = z["y_train"][:32]
+    exact = r.load_dataset("cifar10-subset").train
+    assert images.shape == (32, 3, 32, 32)
+    assert np.array_equal(labels, exact.labels[:32].numpy())
+    mad = (images.float() - exact.images[:32].float()).abs().mean((1, 2, 3))
+    assert mad.max() <= 13  # PROVENANCE: JPEG re-encoding differs by <= 13/255 on average
+
+
+@needs_shared
+def test_real_imagenet_subset_folder():
+    b = r.load_dataset("imagenet-subset", train_per_class=2, test_per_class=1)
+    assert (b.num_classes, b.image_size, len(b.train), len(b.test)) == (100, 64, 200, 100)
+    assert b.class_names[0].startswith("goldfish")
+    train, test = r.make_loaders(b, batch_size=16, workers=0)
+    train.set_epoch(0)
+    x, y = next(iter(train))
+    assert x.shape == (16, 3, 64, 64) and x.dtype == torch.float32 and y.max() < 100
+    xt, yt = next(iter(test))
+    assert xt.shape[1:] == (3, 64, 64) and torch.equal(yt[:3], torch.tensor([0, 1, 2]))
+    same = r.load_dataset("imagefolder", Path(SHARED, "imagenet-subset"), train_per_class=1)
+    assert len(same.train) == 100
