@@ -107,7 +107,8 @@ _TRAIN_OPTIONS: Dict[str, str] = {
     "batch_size": "batch_size", "lr": "lr", "warmup": "warmup", "weight_decay": "weight_decay",
     "dropout": "dropout", "label_smoothing": "label_smoothing", "ema_decay": "ema_decay",
     "random_erasing": "random_erasing", "seed": "seed", "device": "device", "workers": "workers",
-    "threads": "threads", "out": "out_dir", "resume": "resume", "sync_bn": "sync_bn", "amp": "amp",
+    "threads": "threads", "out": "out_dir", "train_per_class": "train_per_class",
+    "test_per_class": "test_per_class", "eval_every": "eval_every", "resume": "resume", "sync_bn": "sync_bn", "amp": "amp",
     "channels_last": "channels_last",
 }
 
@@ -136,11 +137,6 @@ def _train_overrides(args: argparse.Namespace) -> dict:
 def _cmd_train(args: argparse.Namespace) -> int:
     from .train import TrainConfig, train
 
-    if args.resume and args.out is None:
-        raise CLIError("--resume needs --out RUN_DIR: the run folder whose checkpoint.pth to continue.")
-    if args.resume and not (Path(args.out) / "checkpoint.pth").is_file():
-        raise CLIError(f"--resume: no checkpoint.pth in {args.out!r}; start without --resume or point --out at "
-                       "an earlier run folder.")
     config = TrainConfig(**_train_overrides(args))
     result = train(config)
     if _is_rank0():
@@ -326,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--dataset", help="cifar10-subset (default), cifar10, npz, imagenette, imagenet-subset, "
                                       "imagefolder, synthetic")
     tr.add_argument("--data", help="folder or .npz to read the dataset from (default: $REPGHOST_MINI_DATA, ./data)")
+    tr.add_argument("--train-per-class", type=_positive_int, help="keep only the first N training images per class")
+    tr.add_argument("--test-per-class", type=_positive_int, help="keep only the first N test images per class")
     tr.add_argument("--epochs", type=_positive_int)
     tr.add_argument("--time-budget", type=_positive_float, help="stop after this many seconds of training")
     tr.add_argument("--batch-size", type=_positive_int)
@@ -352,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--threads", type=_positive_int)
     tr.add_argument("--out", help="run folder (default runs/<dataset>-<model>-seed<seed>)")
     tr.add_argument("--resume", action="store_true", default=None, help="continue the run in --out")
+    tr.add_argument("--eval-every", type=int, help="evaluate every N epochs (0: only at the end)")
     tr.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     tr.set_defaults(func=_cmd_train)
 

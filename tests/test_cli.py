@@ -1,0 +1,167 @@
+"""The command line (python -m repghost_mini ...): one-line errors, train -> convert -> eval round trip, quick tour."""
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import repghost_mini as rg
+from repghost_mini.cli import main
+
+
+def run_main(argv, capsys):
+    """(exit code, stdout, stderr) of main(argv), also when argparse exits."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def assert_one_line_error(code, err):
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "error:" in lines[0] and "Traceback" not in err
+
+
+def subset_available() -> bool:
+    try:
+        rg.load_dataset("cifar10-subset", download=False)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def test_module_entry_point_help():
+    proc = subprocess.run([sys.executable, "-m", "repghost_mini", "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0
+    for command in ("tour", "train", "eval", "convert", "bench"):
+        assert command in proc.stdout
+
+
+@pytest.mark.parametrize("command", ["tour", "train", "eval", "convert", "bench"])
+def test_subcommand_help(command, capsys):
+    code, out, _ = run_main([command, "--help"], capsys)
+    assert code == 0 and out.startswith("usage: repghost-mini " + command)
+
+
+@pytest.mark.parametrize("argv", [
+    [],
+    ["fly"],
+    ["train", "--epochs", "zero"],
+    ["train", "--epochs", "-3"],
+    ["tour", "--train-seconds", "0"],
+    ["bench", "repghostnet_100", "--input-size", "3x3"],
+    ["convert", "only_one_argument.pth"],
+])
+def test_bad_arguments_give_one_line(argv, capsys):
+    assert_one_line_error(*run_main(argv, capsys)[::2])
+
+
+def test_unknown_model_and_dataset_give_one_line(tmp_path, capsys):
+    code, _, err = run_main(["bench", "resnet50"], capsys)
+    assert_one_line_error(code, err)
+    assert "repghostnet_100" in err  # says what to use instead
+    code, _, err = run_main(["train", "--dataset", "mnist", "--epochs", "1", "--out", str(tmp_path)], capsys)
+    assert_one_line_error(code, err)
+
+
+def test_missing_files_give_one_line(tmp_path, capsys):
+    missing = str(tmp_path / "missing.pth")
+    for argv in (["convert", missing, str(tmp_path / "out.pth")], ["eval", missing]):
+        code, _, err = run_main(argv, capsys)
+        assert_one_line_error(code, err)
+        assert "missing.pth" in err
+    not_a_checkpoint = tmp_path / "notes.pth"
+    not_a_checkpoint.write_text("hello")
+    code, _, err = run_main(["convert", str(not_a_checkpoint), str(tmp_path / "out.pth")], capsys)
+    assert_one_line_error(code, err)
+    code, _, err = run_main(["tour", "--quick", "--no-download", "--data", str(tmp_path), "--out",
+                             str(tmp_path / "runs")], capsys)
+    assert_one_line_error(code, err)
+    assert "CIFAR-10" in err
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A tiny training run through the CLI (synthetic data, one epoch) -> its run folder."""
+    out = tmp_path_factory.mktemp("run")
+    code = main(["train", "--dataset", "synthetic", "--epochs", "1", "--batch-size", "64", "--out", str(out),
+                 "--no-progress", "--threads", "2"])
+    assert code == 0 and (out / "checkpoint.pth").is_file()
+    return out
+
+
+def test_convert_round_trip_gives_equal_logits(trained_run, tmp_path, capsys):
+    fused_path = tmp_path / "fused.pth"
+    code, out, err = run_main(["convert", str(trained_run / "checkpoint.pth"), str(fused_path)], capsys)
+    assert code == 0, err
+    assert "fused checkpoint" in out and "-> 0 BatchNorms" in out
+    ckpt = torch.load(fused_path, map_location="cpu", weights_only=True)
+    assert ckpt["fused"] is True and not any(k.endswith("running_var") for k in ckpt["state_dict"])
+    original = rg.load_trained(trained_run / "checkpoint.pth")
+    fused = rg.reparameterize(rg.build_model(ckpt["config"]["model"], ckpt["num_classes"]).eval())
+    rg.load_checkpoint(fused, ckpt["state_dict"])
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), original(x), rtol=1e-4, atol=1e-4)
+    assert rg.count_batchnorms(fused) == 0
+    # converting a fused checkpoint again, or onto itself, is refused in one line
+    code, _, err = run_main(["convert", str(fused_path), str(tmp_path / "again.pth")], capsys)
+    assert_one_line_error(code, err)
+    code, _, err = run_main(["convert", str(fused_path), str(fused_path)], capsys)
+    assert_one_line_error(code, err)
+
+
+@pytest.mark.skipif(not subset_available(), reason="the CIFAR-10 subset is not found (set REPGHOST_MINI_DATA)")
+def test_eval_on_real_subset_training_form_equals_fused(trained_run, tmp_path, capsys):
+    code, out, err = run_main(["eval", str(trained_run / "checkpoint.pth"), "--dataset", "cifar10-subset",
+                               "--limit", "10"], capsys)
+    assert code == 0, err
+    assert "100 images" in out
+    top1 = dict(re.findall(r"^(training form|re-parameterized)\s+top-1 ([\d.]+)%", out, flags=re.M))
+    assert set(top1) == {"training form", "re-parameterized"} and top1["training form"] == top1["re-parameterized"]
+    assert "predictions equal on 100.00%" in out
+    fused_path = tmp_path / "fused.pth"
+    assert run_main(["convert", str(trained_run / "checkpoint.pth"), str(fused_path)], capsys)[0] == 0
+    code, out, err = run_main(["eval", str(fused_path), "--dataset", "cifar10-subset", "--limit", "10"], capsys)
+    assert code == 0, err
+    assert re.search(r"fused model: top-1 ([\d.]+)%", out).group(1) == top1["re-parameterized"]
+
+
+def test_bench_prints_a_markdown_row_per_model(capsys):
+    code, out, err = run_main(["bench", "repghostnet_050", "repghostnet_050:fused", "--input-size", "32",
+                               "--num-classes", "10", "--rounds", "1", "--min-run-time", "0.01"], capsys)
+    assert code == 0, err
+    rows = [line for line in out.splitlines() if line.startswith("| repghostnet_050")]
+    assert len(rows) == 2 and all(float(r.split("|")[2]) > 0 for r in rows)
+
+
+@pytest.mark.skipif(not subset_available(), reason="the CIFAR-10 subset is not found (set REPGHOST_MINI_DATA)")
+def test_quick_tour_writes_a_report(tmp_path, capsys):
+    code, out, err = run_main(["tour", "--quick", "--train-seconds", "3", "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    report = Path(out.strip().splitlines()[-1].removeprefix("report: "))
+    assert report.is_file() and report.parent.parent == tmp_path
+    text = report.read_text()
+    for heading in ("Concatenation is not free", "fuse exactly into module e", "Table 3", "Training",
+                    "Re-parameterization", "Latency"):
+        assert heading in text
+    for figure in re.findall(r"!\[[^]]*\]\(([^)]+)\)", text):
+        assert (report.parent / figure).is_file()
+    results = json.loads((report.parent / "tour.json").read_text())
+    assert results["data"]["name"] == "cifar10-subset"
+    assert results["concat_vs_add"]["pairs"] == 32
+    assert all(f["max_abs_diff"] < 1e-9 for f in results["fusion"])
+    rp = results["reparam"]
+    assert rp["batchnorms"][1] == 0 and rp["agreement"] == 1.0
+    assert abs(rp["train_form"]["top1"] - rp["fused"]["top1"]) < 1e-9
+    for row in results["table3"]:
+        assert abs(row["params_m"] - row["paper_params_m"]) <= 0.05 and abs(row["macs_m"] - row["paper_macs_m"]) <= 1
