@@ -12,9 +12,20 @@ import time
 import warnings
 from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
+import logging
+
 import torch
-import torch.utils.benchmark as benchmark
 from torch import nn
+
+# Importing torch.utils.benchmark logs a "No CUDA runtime is found" warning (with a timestamp) on CPU machines
+# that have a CUDA toolkit installed; it is noise for latency measurement, so it is muted for this import only.
+_cpp_log = logging.getLogger("torch.utils.cpp_extension")
+_cpp_level = _cpp_log.level
+_cpp_log.setLevel(logging.ERROR)
+try:
+    import torch.utils.benchmark as benchmark
+finally:
+    _cpp_log.setLevel(_cpp_level)
 
 __all__ = ["measure_latency", "compare_latency", "RUNTIMES", "MODEL_REGISTRY", "available_models",
            "build_named_model", "optimize_for_cpu", "benchmark_models", "markdown_table", "plot_latency"]
