@@ -1,0 +1,88 @@
+"""Benchmark helpers: named models, interleaved multi-runtime benchmark, table, plot. No timing assertions."""
+import matplotlib
+import pytest
+import torch
+
+matplotlib.use("Agg")
+import repghost_mini as rg  # noqa: E402
+from repghost_mini.bench import (available_models, benchmark_models, build_named_model, compare_latency,  # noqa: E402
+                                 markdown_table, measure_latency, optimize_for_cpu, plot_latency)
+
+REQUIRED = ["ghostnet_050", "ghostnet_100", "repghostnet_050", "repghostnet_100", "repghostnet_050_fused",
+            "repghostnet_100_fused", "timm_repghostnet_100_reparam"]
+
+
+def test_registry_has_the_models_of_the_issue():
+    assert set(REQUIRED) <= set(available_models())
+
+
+def test_unknown_name_lists_the_choices():
+    with pytest.raises(ValueError, match="repghostnet_100_fused"):
+        build_named_model("repghostnet_1000")
+
+
+def test_named_models_are_eval_and_fused_means_no_batchnorm():
+    fused, train_form = build_named_model("repghostnet_050_fused"), build_named_model("repghostnet_050")
+    assert not fused.training and not train_form.training
+    assert rg.count_batchnorms(fused) == 0 < rg.count_batchnorms(train_form)
+    # the fused model is the re-parameterized training form (same seed, randomized BN statistics)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        reference = rg.reparameterize(rg.randomize_bn_stats_(train_form, seed=0))
+        torch.testing.assert_close(fused(x), reference(x))
+
+
+def test_timm_reparameterized_model_keeps_batchnorms():
+    pytest.importorskip("timm")
+    peer = build_named_model("timm_repghostnet_100_reparam")
+    ours = build_named_model("repghostnet_100_fused")
+    convs = [sum(isinstance(m, torch.nn.Conv2d) for m in net.modules()) for net in (peer, ours)]
+    assert convs[0] == convs[1]  # same conv skeleton; timm keeps a BN after 48 of the convs
+    assert rg.count_batchnorms(peer) == 48 and rg.count_batchnorms(ours) == 0
+
+
+def test_optimize_for_cpu_keeps_outputs():
+    model = build_named_model("repghostnet_050_fused")
+    fast = optimize_for_cpu(model, (1, 3, 64, 64))
+    x = torch.randn(3, 3, 64, 64)  # another batch size than traced
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), model(x), rtol=1e-4, atol=1e-4)
+    with pytest.raises(RuntimeError, match="eval"):
+        optimize_for_cpu(model.train())
+
+
+def test_benchmark_rows_table_and_plot():
+    names = ["repghostnet_050_fused", "ghostnet_050"]
+    rows = benchmark_models(names, batch_sizes=(1, 2), threads=(1,), runtimes=("torch", "torch_optimized"),
+                            rounds=2, image_size=32, min_run_time=0.01, baseline="ghostnet_050")
+    assert len(rows) == 2 * 2 * 1 * 2
+    assert {(r["runtime"], r["batch"]) for r in rows} == {(rt, b) for rt in ("torch", "torch_optimized")
+                                                          for b in (1, 2)}
+    for r in rows:
+        assert r["threads"] == 1 and r["rounds"] == 2 and 0 < r["min_ms"] <= r["median_ms"]
+        if r["model"] == "ghostnet_050":
+            assert r["ratio"] == 1.0  # each round's baseline divided by itself
+    table = markdown_table(rows).splitlines()
+    assert len(table) == 2 + len(rows) and table[0].startswith("| model") and "ratio" in table[0]
+    ax = plot_latency(rows, value="ratio")
+    assert len(ax.patches) == len(rows)
+    matplotlib.pyplot.close(ax.figure)
+
+
+def test_benchmark_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="runtime"):
+        benchmark_models(["ghostnet_050"], runtimes=("tensorrt",))
+    with pytest.raises(ValueError, match="baseline"):
+        benchmark_models(["ghostnet_050"], baseline="ghostnet_100")
+    with pytest.raises(ValueError, match="unknown model"):
+        benchmark_models(["nope"])
+    with pytest.raises(ValueError, match="no rows"):
+        markdown_table([])
+
+
+def test_measure_and_compare_latency_keep_their_signatures():
+    model = build_named_model("repghostnet_050_fused").train()
+    ms = measure_latency(model, (1, 3, 32, 32), threads=1, min_run_time=0.01)
+    assert ms > 0 and model.training  # mode restored
+    out = compare_latency({"a": model, "b": model}, (1, 3, 32, 32), threads=1, rounds=2, min_run_time=0.01)
+    assert set(out) == {"a", "b"} and all(v > 0 for v in out.values())
