@@ -5,7 +5,7 @@
 * ``train``   :func:`repghost_mini.train.train` (also under ``torchrun --nproc_per_node=N -m repghost_mini train``).
 * ``eval``    top-1/top-5 of a checkpoint, training form and re-parameterized form side by side.
 * ``convert`` training checkpoint -> fused (re-parameterized) checkpoint, checked to give the same logits.
-* ``bench``   latency of named models (``repghostnet_100``, ``repghostnet_100:fused``, ``ghostnet_100`` ...).
+* ``bench``   latency of named models (``repghostnet_100``, ``repghostnet_100_fused``, ``ghostnet_100`` ...).
 
 Wrong arguments and missing files end with one line ``repghost-mini <command>: error: ...`` and exit code 2,
 never a traceback (set ``REPGHOST_MINI_TRACEBACK=1`` to see the traceback when debugging).
@@ -64,19 +64,6 @@ def _positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
-
-
-def _input_size(text: str) -> tuple:
-    """``224`` -> (1, 3, 224, 224); ``8x3x32x32`` -> (8, 3, 32, 32)."""
-    try:
-        parts = [int(p) for p in text.lower().split("x")]
-    except ValueError:
-        parts = []
-    if len(parts) == 1 and parts[0] > 0:
-        return (1, 3, parts[0], parts[0])
-    if len(parts) == 4 and all(p > 0 for p in parts):
-        return tuple(parts)
-    raise argparse.ArgumentTypeError(f"expected an image size like 224 or NxCxHxW like 8x3x32x32, got {text!r}")
 
 
 def _set_threads(threads: Optional[int]) -> None:
@@ -250,39 +237,23 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------------------------
 # bench
 # ---------------------------------------------------------------------------------------------------------------
-def _named_model(name: str, num_classes: int):
-    """``repghostnet_100`` (training form), ``repghostnet_100:fused`` or ``ghostnet_100`` -> model in eval mode."""
-    import repghost_mini as rg
-
-    base, _, form = name.partition(":")
-    factories = {n: getattr(rg, n) for n in rg.__dict__ if n.startswith(("repghostnet_", "ghostnet_"))
-                 and callable(getattr(rg, n))}
-    if base not in factories or form not in ("", "fused"):
-        raise CLIError(f"unknown model {name!r}; choose from {', '.join(sorted(factories))}, "
-                       "optionally with ':fused' for RepGhostNet (e.g. repghostnet_100:fused).")
-    model = factories[base](num_classes=num_classes).eval()
-    if form == "fused":
-        if not base.startswith("repghostnet"):
-            raise CLIError(f"{base!r} has no re-parameterized form; ':fused' applies to repghostnet_* only.")
-        model = rg.reparameterize(model, inplace=True)
-    return model
-
-
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import compare_latency
+    from .bench import available_models, benchmark_models, markdown_table
 
-    _set_threads(args.threads)
-    models = {name: _named_model(name, args.num_classes) for name in args.models}
-    results = compare_latency(models, input_size=args.input_size, threads=args.threads, rounds=args.rounds,
-                              min_run_time=args.min_run_time)
-    size = "x".join(str(s) for s in args.input_size)
-    import torch
-    threads = args.threads or torch.get_num_threads()
-    print(f"| model | latency (ms), input {size}, {threads} CPU thread(s), median of {args.rounds} "
-          "interleaved rounds |")
-    print("|---|---:|")
-    for name, ms in results.items():
-        print(f"| {name} | {ms:.2f} |")
+    if args.list:
+        print("\n".join(available_models()))
+        return 0
+    if not args.models:
+        raise CLIError("name at least one model (e.g. repghostnet_100 repghostnet_100_fused ghostnet_100); "
+                       "--list shows all names.")
+    rows = benchmark_models(args.models, batch_sizes=args.batch_sizes, threads=args.threads, runtimes=args.runtimes,
+                            rounds=args.rounds, image_size=args.image_size, min_run_time=args.min_run_time,
+                            baseline=args.baseline)
+    print(f"input {args.image_size}x{args.image_size}, median of {args.rounds} interleaved rounds "
+          f"({args.min_run_time} s each); ratio = latency / {args.baseline} in the same round" if args.baseline
+          else f"input {args.image_size}x{args.image_size}, median of {args.rounds} interleaved rounds "
+               f"({args.min_run_time} s each)")
+    print(markdown_table(rows))
     return 0
 
 
@@ -374,12 +345,17 @@ def build_parser() -> argparse.ArgumentParser:
     cv.set_defaults(func=_cmd_convert)
 
     be = sub.add_parser("bench", help="latency of named models (interleaved, median)",
-                        description="CPU/GPU latency of models named like repghostnet_100, repghostnet_100:fused, "
-                                    "ghostnet_100, measured side by side; prints a Markdown table.")
-    be.add_argument("models", nargs="+", help="model names, e.g. repghostnet_100 repghostnet_100:fused ghostnet_100")
-    be.add_argument("--input-size", type=_input_size, default=(1, 3, 224, 224), help="224 or NxCxHxW")
-    be.add_argument("--num-classes", type=_positive_int, default=1000)
-    be.add_argument("--threads", type=_positive_int)
+                        description="Latency of models named like repghostnet_100, repghostnet_100_fused, "
+                                    "ghostnet_100, timm_repghostnet_100 (random weights), measured side by side "
+                                    "in interleaved rounds (repghost_mini.benchmark_models); prints a Markdown "
+                                    "table. --list shows every name.")
+    be.add_argument("models", nargs="*", help="model names, e.g. repghostnet_100 repghostnet_100_fused ghostnet_100")
+    be.add_argument("--list", action="store_true", help="print the model names and exit")
+    be.add_argument("--image-size", type=_positive_int, default=224)
+    be.add_argument("--batch-sizes", type=_positive_int, nargs="+", default=[1])
+    be.add_argument("--threads", type=_positive_int, nargs="+", default=[1], help="CPU thread counts to try")
+    be.add_argument("--runtimes", nargs="+", default=["torch"], help="torch, torch_optimized, onnxruntime")
+    be.add_argument("--baseline", help="one of the models: adds a column latency / baseline (same round)")
     be.add_argument("--rounds", type=_positive_int, default=5)
     be.add_argument("--min-run-time", type=_positive_float, default=0.2, help="seconds per model and round")
     be.set_defaults(func=_cmd_bench)

@@ -58,7 +58,8 @@ def test_subcommand_help(command, capsys):
     ["train", "--epochs", "zero"],
     ["train", "--epochs", "-3"],
     ["tour", "--train-seconds", "0"],
-    ["bench", "repghostnet_100", "--input-size", "3x3"],
+    ["bench", "repghostnet_100", "--image-size", "0"],
+    ["bench"],
     ["convert", "only_one_argument.pth"],
 ])
 def test_bad_arguments_give_one_line(argv, capsys):
@@ -137,11 +138,14 @@ def test_eval_on_real_subset_training_form_equals_fused(trained_run, tmp_path, c
 
 
 def test_bench_prints_a_markdown_row_per_model(capsys):
-    code, out, err = run_main(["bench", "repghostnet_050", "repghostnet_050:fused", "--input-size", "32",
-                               "--num-classes", "10", "--rounds", "1", "--min-run-time", "0.01"], capsys)
+    code, out, err = run_main(["bench", "repghostnet_050", "repghostnet_050_fused", "--image-size", "32",
+                               "--rounds", "1", "--min-run-time", "0.01", "--baseline", "repghostnet_050"], capsys)
     assert code == 0, err
-    rows = [line for line in out.splitlines() if line.startswith("| repghostnet_050")]
-    assert len(rows) == 2 and all(float(r.split("|")[2]) > 0 for r in rows)
+    rows = [line.split("|") for line in out.splitlines() if line.startswith("| repghostnet_050")]
+    assert [r[1].strip() for r in rows] == ["repghostnet_050", "repghostnet_050_fused"]
+    assert all(float(r[5]) > 0 for r in rows) and float(rows[0][7]) == 1.0  # median ms; ratio of baseline to itself
+    code, out, _ = run_main(["bench", "--list"], capsys)
+    assert code == 0 and "repghostnet_100_fused" in out.split()
 
 
 @pytest.mark.skipif(not subset_available(), reason="the CIFAR-10 subset is not found (set REPGHOST_MINI_DATA)")
