@@ -1,0 +1,140 @@
+"""Trainer: exact resume, EMA, schedule, time budget, fused == training form, run folder, errors, real data."""
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import repghost_mini as r
+from repghost_mini.data import DataBundle, InMemoryImages
+
+TINY = dict(model="repghostnet", model_kwargs={"width": 0.1}, batch_size=16, progress=False, lr=0.2, threads=1)
+
+
+def colour_bundle(n_train=64, n_test=32, size=16, classes=4, seed=0):
+    """A learnable toy set: each class has its own mean colour, plus noise."""
+    g = torch.Generator().manual_seed(seed)
+
+    def make(n):
+        labels = torch.arange(n) % classes
+        colour = torch.linspace(30, 220, classes)[labels].view(n, 1, 1, 1)
+        shift = torch.tensor([1.0, -1.0, 0.5]).view(1, 3, 1, 1) * (labels.view(n, 1, 1, 1) - classes / 2) * 20
+        noise = torch.randn(n, 3, size, size, generator=g) * 25
+        return InMemoryImages((colour + shift + noise).clamp(0, 255).to(torch.uint8), labels)
+
+    return DataBundle("toy", make(n_train), make(n_test), classes, [f"c{i}" for i in range(classes)], size,
+                      (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), "made in the test", True)
+
+
+def test_resume_continues_exactly(tmp_path):
+    b = colour_bundle()
+    full = r.train(bundle=b, epochs=2, out_dir=str(tmp_path / "full"), eval_every=0, **TINY)
+    part = r.train(bundle=b, epochs=2, out_dir=str(tmp_path / "part"), eval_every=0, stop_after=1, **TINY)
+    assert len(part.history) == 1
+    resumed = r.train(bundle=b, epochs=2, out_dir=str(tmp_path / "part"), eval_every=0, resume=True, **TINY)
+    a, c = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], c[k]) for k in a), "resumed run differs from the uninterrupted one"
+    assert [h["train_loss"] for h in full.history] == [h["train_loss"] for h in resumed.history]
+    assert full.final["train_form"]["top1"] == resumed.final["train_form"]["top1"]
+    # (the interrupted run started from scratch with the same seed, so this also shows CPU runs are reproducible)
+
+
+def test_run_folder_checkpoint_ema_and_fused_agreement(tmp_path):
+    b = colour_bundle()
+    res = r.train(bundle=b, epochs=3, out_dir=str(tmp_path), ema_decay=0.9, **TINY)
+    for name in ("metrics.csv", "metrics.json", "curves.png", "checkpoint.pth", "final.json"):
+        assert (tmp_path / name).is_file(), name
+    assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temp files
+    hist = json.loads((tmp_path / "metrics.json").read_text())
+    assert [h["epoch"] for h in hist] == [1, 2, 3] and all(h["test_top1"] is not None for h in hist)
+    assert hist[-1]["lr"] == pytest.approx(0.0, abs=1e-9)  # cosine ends at zero
+    assert 0 <= hist[-1]["data_wait"] < 1 and hist[-1]["img_s"] > 0
+    ckpt = torch.load(tmp_path / "checkpoint.pth", map_location="cpu", weights_only=True)
+    assert ckpt["epoch"] == 3 and ckpt["step"] == 12 and int(ckpt["ema_n_averaged"]) == 12
+    # the returned model carries the EMA weights, which differ from the raw weights
+    ema_sd, raw_sd = ckpt["state_dict_ema"], ckpt["state_dict"]
+    assert all(torch.equal(v, ema_sd[k]) for k, v in res.model.state_dict().items())
+    assert not torch.equal(ema_sd["classifier.weight"], raw_sd["classifier.weight"])
+    # training form and re-parameterized form predict the same classes
+    final = res.final
+    assert final["agree"] and final["agreement"] == 1.0
+    assert final["train_form"]["top1"] == final["fused"]["top1"]
+    assert final["train_form"]["top5"] == final["fused"]["top5"] == 100.0  # 4 classes: top-5 is everything
+    loaded = r.load_trained(tmp_path)
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in res.model.state_dict().items())
+    raw = r.load_trained(tmp_path / "checkpoint.pth", use_ema=False)
+    assert torch.equal(raw.state_dict()["classifier.weight"], raw_sd["classifier.weight"])
+
+
+def test_training_learns_the_toy_task(tmp_path):
+    b = colour_bundle(n_train=128)
+    res = r.train(bundle=b, epochs=4, out_dir=str(tmp_path), ema_decay=None, eval_every=0, **{**TINY, "lr": 0.05})
+    losses = [h["train_loss"] for h in res.history]
+    assert losses[-1] < losses[0] - 0.2, losses
+    assert res.final["train_form"]["top1"] > 50  # chance is 25%
+
+
+def test_warmup_then_cosine_schedule(tmp_path):
+    b = colour_bundle()
+    res = r.train(bundle=b, epochs=4, warmup=0.25, out_dir=str(tmp_path), eval_every=0, ema_decay=None, **TINY)
+    lrs = [h["lr"] for h in res.history]  # lr after epochs 1..4 (4 steps each, 16 steps, 4 warm-up steps)
+    assert lrs[0] == pytest.approx(0.2)  # warm-up over: peak
+    cos = [0.2 * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * s / 12))).item() for s in (4, 8, 12)]
+    assert lrs[1:] == pytest.approx(cos, abs=1e-7)
+
+
+def test_time_budget_stops_and_schedule_follows_time(tmp_path):
+    b = colour_bundle()
+    res = r.train(bundle=b, epochs=None, time_budget=1e-3, out_dir=str(tmp_path), eval_every=0, **TINY)
+    assert len(res.history) == 1 and res.history[0]["steps"] == 1  # the first step already spends the budget
+    assert res.history[0]["lr"] == pytest.approx(0.0, abs=1e-9)  # all of the (time) schedule is used up
+
+
+def test_evaluate_on_randomized_bn_fused_equals_unfused():
+    b = colour_bundle()
+    model = r.build_model("repghostnet", 4, small_input=True, width=0.1)
+    r.randomize_bn_stats_(model, seed=0)
+    _, test = r.make_loaders(b, 16)
+    res = r.evaluate_reparameterized(model, test)
+    assert res["agree"] and res["agreement"] == 1.0 and res["max_logit_diff"] < 1e-3
+    plain = r.evaluate(model, test)
+    assert plain["top1"] == res["train_form"]["top1"] and plain["n"] == 32
+    assert plain["predictions"].shape == (32,)
+
+
+def test_build_model_names():
+    assert r.build_model("ghostnet_050", 10).classifier.out_features == 10
+    assert r.build_model("repghostnet_050", 10, small_input=True).config["small_input"] is True
+    timm_model = r.build_model("timm:repghostnet_050", 10)
+    assert r.count_params(timm_model) == r.count_params(r.build_model("repghostnet_050", 10, small_input=False))
+    with pytest.raises(ValueError, match="unknown model"):
+        r.build_model("resnet50", 10)
+
+
+def test_bad_settings_give_one_sentence(tmp_path):
+    b = colour_bundle()
+    with pytest.raises(ValueError, match="never stop"):
+        r.train(bundle=b, epochs=None, time_budget=None, **TINY)
+    with pytest.raises(TypeError, match="unknown training setting"):
+        r.train(bundle=b, epoch=3, **TINY)
+    with pytest.raises(ValueError, match="warmup"):
+        r.train(bundle=b, warmup=1.5, **TINY)
+    with pytest.raises(FileNotFoundError, match="resume"):
+        r.train(bundle=b, epochs=1, resume=True, out_dir=str(tmp_path / "none"), **TINY)
+    r.train(bundle=b, epochs=1, out_dir=str(tmp_path / "one"), eval_every=0, **TINY)
+    with pytest.raises(ValueError, match="cannot resume.*epochs=1"):
+        r.train(bundle=b, epochs=2, resume=True, out_dir=str(tmp_path / "one"), **TINY)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        r.load_trained(tmp_path / "none")
+
+
+@pytest.mark.skipif(not os.environ.get("REPGHOST_MINI_DATA")
+                    or not Path(os.environ["REPGHOST_MINI_DATA"], "cifar10-subset").is_dir(),
+                    reason="REPGHOST_MINI_DATA is not set to the shared data folder (CI sets it)")
+def test_real_cifar10_subset_short_run(tmp_path):
+    res = r.train(dataset="cifar10-subset", train_per_class=12, test_per_class=6, epochs=1, out_dir=str(tmp_path),
+                  **TINY)
+    assert res.history[0]["steps"] == 7  # 120 images, batch 16, last partial batch dropped
+    assert res.final["train_form"]["n"] == 60 and res.final["agree"]
+    assert json.loads((tmp_path / "final.json").read_text())["config"]["dataset"] == "cifar10-subset"
