@@ -373,6 +373,8 @@ def _train(cfg: TrainConfig, bundle: Optional[DataBundle], rank: int, world: int
 
     model = build_model(cfg.model, bundle.num_classes, cfg.small_input, cfg.dropout, **cfg.model_kwargs).to(device)
     if world > 1 and cfg.sync_bn:
+        if device.type != "cuda":
+            raise ValueError("sync_bn needs CUDA devices (PyTorch's SyncBatchNorm is GPU-only); drop sync_bn on CPU.")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
