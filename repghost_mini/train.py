@@ -66,7 +66,7 @@ class TrainConfig:
     epochs: Optional[int] = 30
     time_budget: Optional[float] = None
     batch_size: int = 128
-    lr: float = 0.4
+    lr: float = 0.2
     warmup: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 1e-5
