@@ -214,17 +214,19 @@ def _operator_name(event) -> str:
     return name
 
 
-def operator_time_shares(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224), repeats: int = 3,
+def operator_time_shares(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224), repeats: int = 5,
                          channels_last: bool = False, threads: Optional[int] = None,
                          min_share: float = 0.0) -> Dict[str, float]:
     r"""Share of the whole forward pass's CPU time spent in each operator (Fig. 2), from ``torch.profiler``.
 
     Runs one warm-up forward, then profiles ``repeats`` eval-mode forward passes of a random input of
-    ``input_size`` (``channels_last`` for NHWC) and attributes each top-level operator's total time (children
-    included, e.g. ``conv2d`` contains the oneDNN kernel call) to its readable name: ``conv`` (dense),
-    ``dwconv`` (depthwise), ``batch_norm``, ``relu``, ``cat``, ``add``, ``slice``, :data:`REUSE_ADD_LABEL`, ...
-    Returns ``{name: share}`` with shares summing to 1, largest first; names below ``min_share`` are summed
-    into ``"other"``. ``threads`` sets ``torch.set_num_threads`` for the measurement (restored afterwards).
+    ``input_size`` (``channels_last`` for NHWC), one profiler session each, and attributes each top-level
+    operator's total time (children included, e.g. ``conv2d`` contains the oneDNN kernel call) to its readable
+    name: ``conv`` (dense), ``dwconv`` (depthwise), ``batch_norm``, ``relu``, ``cat``, ``add``, ``slice``,
+    :data:`REUSE_ADD_LABEL`, ... Each operator's time is the median over the repeats (robust to a busy neighbour
+    on a shared machine). Returns ``{name: share}`` with shares summing to 1, largest first; names below
+    ``min_share`` are summed into ``"other"``. ``threads`` sets ``torch.set_num_threads`` for the measurement
+    (restored afterwards).
     """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats!r}.")
@@ -237,30 +239,33 @@ def operator_time_shares(model: nn.Module, input_size: Sequence[int] = (1, 3, 22
         x = x.contiguous(memory_format=torch.channels_last)
         model = copy.deepcopy(model).to(memory_format=torch.channels_last)
     was_training, old_threads = model.training, torch.get_num_threads()
-    totals: Dict[str, float] = {}
+    runs: List[Dict[str, float]] = []
     try:
         model.eval()
         if threads:
             torch.set_num_threads(threads)
         with torch.inference_mode():
             model(x)  # warm-up
-            activities = [ProfilerActivity.CPU]
-            with profile(activities=activities, record_shapes=True) as prof:
-                for _ in range(repeats):
+            for _ in range(repeats):
+                with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
                     model(x)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)
+                totals: Dict[str, float] = {}
+                for event in prof.events():
+                    if event.cpu_parent is None and event.device_type.name == "CPU":
+                        name = _operator_name(event)
+                        totals[name] = totals.get(name, 0.0) + event.cpu_time_total
+                runs.append(totals)
     finally:
         model.train(was_training)
         torch.set_num_threads(old_threads)
-    for event in prof.events():
-        if event.cpu_parent is None and event.device_type.name == "CPU":
-            name = _operator_name(event)
-            totals[name] = totals.get(name, 0.0) + event.cpu_time_total
-    total = sum(totals.values())
+    names = {name for totals in runs for name in totals}
+    medians = {name: float(torch.tensor([t.get(name, 0.0) for t in runs]).median()) for name in names}
+    total = sum(medians.values())
     if total <= 0 or not math.isfinite(total):
         raise RuntimeError("the profiler recorded no CPU time; check that the model runs on this machine.")
-    shares = {name: t / total for name, t in totals.items()}
+    shares = {name: t / total for name, t in medians.items() if t > 0}
     kept = {name: s for name, s in shares.items() if s >= min_share}
     other = sum(s for name, s in shares.items() if s < min_share)
     if other > 0:
