@@ -127,7 +127,10 @@ def time_concat_vs_add(pairs: Sequence[Tuple[Shape, Shape]], batch_size: int = 1
     $(N, C_1 + C_2, H, W)$, so both operators produce the same tensor shape. ``channels_last=True`` stores all
     operands in NHWC. Both statements are timed with ``torch.utils.benchmark`` in ``rounds`` interleaved rounds
     (cat, add, cat, add, ...) of ``min_run_time / rounds`` seconds each, so machine drift hits both alike; the
-    result is the median over all runs: ``{"cat": ms, "add": ms}``.
+    result is the median over all runs: ``{"cat": ms, "add": ms}``. ``threads`` (default: torch's current setting)
+    is the number of CPU threads during timing; the paper timed single-threaded (MNN, Sec. 4), and ``threads=1`` is
+    also much steadier on a shared machine. ``device``/``dtype`` place the operands (``torch.utils.benchmark``
+    synchronizes CUDA).
     """
     if not pairs:
         raise ValueError("pairs is empty: pass the shapes from ghostnet_concat_shapes().")
