@@ -88,7 +88,8 @@ def reparameterize(model: nn.Module, inplace: bool = False) -> nn.Module:
     if training:
         raise RuntimeError(f"reparameterize needs the model in eval mode (BN running statistics), but "
                            f"{training[0]!r} is in training mode: call model.eval() first.")
-    unfusable = [name for name, m in model.named_modules() if isinstance(m, RepGhostModule) and m.relu_after_dw]
+    unfusable = [name or "<model>" for name, m in model.named_modules()
+                 if isinstance(m, RepGhostModule) and m.relu_after_dw]
     if unfusable:
         raise ValueError(f"{unfusable[0]!r} is a '+ReLU' RepGhost module (relu_after_dw=True): the ReLU between the "
                          "depthwise conv and the add is not linear, so it cannot be re-parameterized (paper "
