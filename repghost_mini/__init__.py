@@ -25,3 +25,5 @@ from .train import TrainConfig, TrainResult, build_model, evaluate, evaluate_rep
 from .export import count_onnx_ops, export_onnx, check_onnx_matches, onnx_session, onnxruntime_optimized_ops, run_onnx
 from .bench import (MODEL_REGISTRY, RUNTIMES, available_models, benchmark_models, build_named_model, markdown_table,
                     optimize_for_cpu, plot_latency)
+from .bench import compare_onnxruntime_latency, paired_ratios
+from .export import draw_onnx_graph, fake_quantize_weights, onnx_file_size_mb, snr_db

@@ -27,8 +27,9 @@ try:
 finally:
     _cpp_log.setLevel(_cpp_level)
 
-__all__ = ["measure_latency", "compare_latency", "RUNTIMES", "MODEL_REGISTRY", "available_models",
-           "build_named_model", "optimize_for_cpu", "benchmark_models", "markdown_table", "plot_latency"]
+__all__ = ["measure_latency", "compare_latency", "compare_onnxruntime_latency", "RUNTIMES", "MODEL_REGISTRY",
+           "available_models", "build_named_model", "optimize_for_cpu", "benchmark_models", "paired_ratios",
+           "markdown_table", "plot_latency"]
 
 
 @torch.inference_mode()
@@ -39,8 +40,9 @@ def measure_latency(model: nn.Module, input_size=(1, 3, 224, 224), threads: Opti
     ``threads`` defaults to torch's current setting; ``min_run_time`` (s) bounds how long to sample.
     The model's train/eval mode is restored afterwards.
     """
-    was_training = model.training
-    model.eval()
+    was_training = getattr(model, "training", False)  # frozen TorchScript modules have no train/eval mode
+    if was_training:
+        model.eval()
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     x = torch.randn(input_size, device=device)
@@ -53,7 +55,8 @@ def measure_latency(model: nn.Module, input_size=(1, 3, 224, 224), threads: Opti
     try:
         return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
     finally:
-        model.train(was_training)
+        if was_training:
+            model.train(True)
 
 
 def compare_latency(models: Mapping[str, nn.Module], input_size=(1, 3, 224, 224), threads: Optional[int] = None,
@@ -179,6 +182,21 @@ def _ort_times(session, x, rounds_time: float, warmup: int = 3) -> float:
     return statistics.median(times)
 
 
+def compare_onnxruntime_latency(paths: Mapping[str, str], input_size=(1, 3, 224, 224), threads: int = 1,
+                                rounds: int = 5, min_run_time: float = 0.2) -> Dict[str, float]:
+    """Median latency (ms) of ``session.run`` per ONNX file, measured in ``rounds`` interleaved rounds
+    (the onnxruntime twin of :func:`compare_latency`)."""
+    from .export import onnx_session
+
+    sessions = {name: onnx_session(path, threads=threads) for name, path in paths.items()}
+    x = torch.randn(tuple(input_size)).numpy()
+    samples: Dict[str, list] = {name: [] for name in paths}
+    for _ in range(rounds):
+        for name, session in sessions.items():
+            samples[name].append(_ort_times(session, x, min_run_time) * 1e3)
+    return {name: statistics.median(v) for name, v in samples.items()}
+
+
 def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), threads: Sequence[int] = (1,),
                      runtimes: Sequence[str] = ("torch",), rounds: int = 5, image_size: int = 224,
                      min_run_time: float = 0.2, baseline: Optional[str] = None,
@@ -190,7 +208,8 @@ def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), th
     ``torch.utils.benchmark`` for ``"torch"`` (eager) and ``"torch_optimized"`` (:func:`optimize_for_cpu`),
     plain repeated ``session.run`` for ``"onnxruntime"`` (export via :func:`repghost_mini.export_onnx`,
     into ``workdir`` or a temporary folder). Returns one row per model and setting with keys ``model,
-    runtime, batch, threads, median_ms, min_ms, rounds`` and, when ``baseline`` names one of ``names``,
+    runtime, batch, threads, median_ms, min_ms, rounds, samples_ms`` (one median per round) and, when
+    ``baseline`` names one of ``names``,
     ``ratio``: the median over rounds of latency / baseline latency *in the same round*.
     """
     names = list(names)
@@ -237,7 +256,8 @@ def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), th
                             samples[n].append(ms)
                     for n in names:
                         row = dict(model=n, runtime=runtime, batch=batch, threads=nthreads,
-                                   median_ms=statistics.median(samples[n]), min_ms=min(samples[n]), rounds=rounds)
+                                   median_ms=statistics.median(samples[n]), min_ms=min(samples[n]), rounds=rounds,
+                                   samples_ms=list(samples[n]))
                         if baseline is not None:
                             row["ratio"] = statistics.median(a / b for a, b in zip(samples[n], samples[baseline]))
                         rows.append(row)
@@ -250,6 +270,21 @@ def _timer_ms(model, x: torch.Tensor, threads: int, min_run_time: float) -> floa
         model(x)
     timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x}, num_threads=threads)
     return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
+
+
+def paired_ratios(rows: Sequence[Mapping], model: str, reference: str) -> Dict[tuple, float]:
+    """``{(runtime, batch, threads): median over rounds of latency(model) / latency(reference)}``, pairing
+    the two models' measurements of the same round (both were taken back to back, so load drift cancels)."""
+    index = {(r["runtime"], r["batch"], r["threads"], r["model"]): r for r in rows}
+    out: Dict[tuple, float] = {}
+    for (runtime, batch, nthreads, name), row in index.items():
+        ref = index.get((runtime, batch, nthreads, reference))
+        if name == model and ref is not None:
+            out[(runtime, batch, nthreads)] = statistics.median(
+                a / b for a, b in zip(row["samples_ms"], ref["samples_ms"]))
+    if not out:
+        raise ValueError(f"no setting has both {model!r} and {reference!r}; benchmark them together first.")
+    return out
 
 
 def markdown_table(rows: Sequence[Mapping]) -> str:

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 __all__ = ["export_onnx", "count_onnx_ops", "onnx_session", "run_onnx", "check_onnx_matches",
-           "onnxruntime_optimized_ops", "onnx_file_size_mb", "draw_onnx_graph"]
+           "onnxruntime_optimized_ops", "onnx_file_size_mb", "draw_onnx_graph", "fake_quantize_weights", "snr_db"]
 
 PathLike = Union[str, os.PathLike]
 #: Lowest ONNX opset we export to (opset 17 has LayerNormalization; 18 is what the dynamo exporter prefers).
@@ -244,3 +244,52 @@ def draw_onnx_graph(model_or_path, ax=None, title: Optional[str] = None, fontsiz
     if title:
         ax.set_title(title, fontsize=fontsize + 2)
     return ax
+
+
+# ----------------------------------------------------------------------------------------------------------
+# What re-parameterization does not give for free: INT8 weights
+# ----------------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def fake_quantize_weights(model: nn.Module, per_channel: bool = False, bits: int = 8) -> nn.Module:
+    r"""A copy of ``model`` whose Conv2d / Linear weights are rounded to signed ``bits``-bit integers and back.
+
+    Symmetric scales from ``torch.ao.quantization`` observers: one scale per tensor
+    ($s = \max|W| / (2^{b-1}-1)$, ``per_channel=False``) or one per output channel. Activations and biases
+    stay float32, so the output error measures weight quantization alone. A re-parameterized kernel sums
+    several branches (Eq. 2), which can widen its range and make per-tensor scales coarse.
+    """
+    import copy
+
+    from torch.ao.quantization.observer import MinMaxObserver, PerChannelMinMaxObserver
+
+    if not 2 <= bits <= 16:
+        raise ValueError(f"bits must be between 2 and 16, got {bits}.")
+    qmin, qmax = -(2 ** (bits - 1)) + 1, 2 ** (bits - 1) - 1
+    model = copy.deepcopy(model)
+    for module in model.modules():
+        if not isinstance(module, (nn.Conv2d, nn.Linear)):
+            continue
+        w = module.weight
+        if per_channel:
+            obs = PerChannelMinMaxObserver(ch_axis=0, dtype=torch.qint8, qscheme=torch.per_channel_symmetric,
+                                           quant_min=qmin, quant_max=qmax)
+            obs(w)
+            scale, zero = obs.calculate_qparams()
+            q = torch.fake_quantize_per_channel_affine(w, scale.float(), zero.int(), 0, qmin, qmax)
+        else:
+            obs = MinMaxObserver(dtype=torch.qint8, qscheme=torch.per_tensor_symmetric, quant_min=qmin,
+                                 quant_max=qmax)
+            obs(w)
+            scale, zero = obs.calculate_qparams()
+            q = torch.fake_quantize_per_tensor_affine(w, float(scale), int(zero), qmin, qmax)
+        module.weight.copy_(q)
+    return model
+
+
+def snr_db(reference: torch.Tensor, approximation: torch.Tensor) -> float:
+    r"""Signal-to-noise ratio $10\log_{10}(\|y\|^2 / \|y-\hat y\|^2)$ in dB (higher is better; +6 dB ~ 1 bit)."""
+    reference, approximation = reference.double(), approximation.double()
+    noise = (reference - approximation).pow(2).sum().item()
+    if noise == 0:
+        return float("inf")
+    return 10 * float(np.log10(reference.pow(2).sum().item() / noise))
