@@ -190,15 +190,18 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     model, ckpt, fused_already = _model_from_checkpoint(src)
     if fused_already:
         raise CLIError(f"{str(src)!r} is already a fused checkpoint; nothing to convert.")
-    fused = reparameterize(model.eval())
     cfg = ckpt["config"]
+    if str(cfg.get("model", "")).startswith("timm:"):
+        raise CLIError(f"{str(src)!r} holds a timm model ({cfg['model']}); convert handles repghost_mini models, "
+                       "use timm.utils.model.reparameterize_model for timm's.")
+    fused = reparameterize(model.eval())
     size = int(ckpt.get("image_size") or (32 if cfg.get("small_input", True) else 224))
     x = torch.randn(8, 3, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         diff = (model(x) - fused(x)).abs().max().item()
     num_classes = fused.num_classes if hasattr(fused, "num_classes") else ckpt.get("num_classes")
     save_atomic({"state_dict": fused.state_dict(), "config": cfg, "num_classes": int(num_classes), "fused": True,
-                 "image_size": size, "source": str(src)}, out)
+                 "class_names": ckpt.get("class_names"), "image_size": size, "source": str(src)}, out)
     print(f"fused checkpoint: {out}  ({count_params(model) / 1e6:.3f}M -> {count_params(fused) / 1e6:.3f}M params, "
           f"{count_batchnorms(model)} -> {count_batchnorms(fused)} BatchNorms, max |logit diff| {diff:.2e} "
           f"on {x.shape[0]} random {size}x{size} inputs)")
@@ -222,9 +225,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     _, test = make_loaders(bundle, batch_size=args.batch_size, augment=False, eval_batch_size=args.batch_size)
     device = None if args.device == "auto" else args.device
     print(f"data: {bundle.name} test split, {len(bundle.test)} images ({bundle.source})")
-    if fused:
+    fusable = not dict(cfg.get("model_kwargs") or {}).get("relu_after_dw")
+    if fused or not fusable:
         r = evaluate(model, test, device=device)
-        print(f"fused model: top-1 {r['top1']:.2f}%  top-5 {r['top5']:.2f}%  loss {r['loss']:.4f}")
+        if not fused:
+            print("(the '+ReLU' variant cannot be re-parameterized: training form only)")
+        label = "fused model" if fused else "training form"
+        print(f"{label}: top-1 {r['top1']:.2f}%  top-5 {r['top5']:.2f}%  loss {r['loss']:.4f}")
         return 0
     r = evaluate_reparameterized(model, test, device=device)
     for label, key in (("training form", "train_form"), ("re-parameterized", "fused")):
