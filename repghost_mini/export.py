@@ -265,19 +265,20 @@ def fake_quantize_weights(model: nn.Module, per_channel: bool = False, bits: int
     if not 2 <= bits <= 16:
         raise ValueError(f"bits must be between 2 and 16, got {bits}.")
     qmin, qmax = -(2 ** (bits - 1)) + 1, 2 ** (bits - 1) - 1
+    qdtype = torch.qint8 if bits <= 8 else torch.qint32  # observers check the range against the dtype
     model = copy.deepcopy(model)
     for module in model.modules():
         if not isinstance(module, (nn.Conv2d, nn.Linear)):
             continue
         w = module.weight
         if per_channel:
-            obs = PerChannelMinMaxObserver(ch_axis=0, dtype=torch.qint8, qscheme=torch.per_channel_symmetric,
+            obs = PerChannelMinMaxObserver(ch_axis=0, dtype=qdtype, qscheme=torch.per_channel_symmetric,
                                            quant_min=qmin, quant_max=qmax)
             obs(w)
             scale, zero = obs.calculate_qparams()
             q = torch.fake_quantize_per_channel_affine(w, scale.float(), zero.int(), 0, qmin, qmax)
         else:
-            obs = MinMaxObserver(dtype=torch.qint8, qscheme=torch.per_tensor_symmetric, quant_min=qmin,
+            obs = MinMaxObserver(dtype=qdtype, qscheme=torch.per_tensor_symmetric, quant_min=qmin,
                                  quant_max=qmax)
             obs(w)
             scale, zero = obs.calculate_qparams()

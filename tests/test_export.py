@@ -108,3 +108,20 @@ def test_bad_inputs_give_clear_errors(tmp_path):
         count_onnx_ops(tmp_path / "missing.onnx")
     with pytest.raises(TypeError):
         count_onnx_ops(42)
+
+
+def test_int8_weights_of_fused_kernels_lose_more_with_per_tensor_scales():
+    """Sec. 7 of notebook 07: fused kernels sum branches, so per-tensor INT8 scales get coarse."""
+    train_form = _repghostnet()
+    fused = rg.reparameterize(train_form)
+    x = torch.randn(4, *SIZE[1:], generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        y = fused(x)
+        snr = {(name, pc): rg.snr_db(y, rg.fake_quantize_weights(m, per_channel=pc)(x))
+               for name, m in (("train", train_form), ("fused", fused)) for pc in (False, True)}
+        assert rg.snr_db(y, rg.fake_quantize_weights(fused, bits=12)(x)) > snr[("fused", False)] + 15
+    assert snr[("fused", False)] < snr[("train", False)]
+    assert snr[("fused", True)] > snr[("fused", False)]
+    assert rg.snr_db(y, y) == float("inf")
+    with pytest.raises(ValueError, match="bits"):
+        rg.fake_quantize_weights(fused, bits=1)
