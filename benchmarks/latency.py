@@ -38,9 +38,12 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--min-run-time", type=float, default=0.25, help="seconds per measurement")
     parser.add_argument("--runtimes", nargs="+", default=None, help="subset of torch torch_optimized onnxruntime")
+    parser.add_argument("--batches", type=int, nargs="+", default=None, help="batch sizes (default 1 32)")
+    parser.add_argument("--threads", type=int, nargs="+", default=None, help="thread counts (default 1 2)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
     batches, threads = ((1,), (2,)) if args.quick else ((1, 32), (1, 2))
+    batches, threads = tuple(args.batches or batches), tuple(args.threads or threads)
     runtimes = args.runtimes or (["torch", "onnxruntime"] if args.quick else ["torch", "torch_optimized", "onnxruntime"])
     load_before = os.getloadavg()
     rows = benchmark_models(MODELS, batch_sizes=batches, threads=threads, runtimes=runtimes, rounds=args.rounds,
