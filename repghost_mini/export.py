@@ -193,9 +193,18 @@ def onnxruntime_optimized_ops(path: PathLike, optimization: str = "basic") -> Di
         return count_onnx_ops(out)
 
 
-def _graph_layers(graph) -> Tuple[list, Dict[str, int]]:
-    """Nodes (Constant nodes dropped) and each node's depth = longest path from the graph inputs."""
-    nodes = [n for n in graph.node if n.op_type != "Constant"]
+class _Node:
+    """A drawable node: an ONNX node, or a graph input (drawn as ``input``)."""
+
+    def __init__(self, op_type: str, inputs: Sequence[str], outputs: Sequence[str]) -> None:
+        self.op_type, self.input, self.output = op_type, list(inputs), list(outputs)
+
+
+def _graph_layers(graph) -> Tuple[list, Dict[int, int]]:
+    """Graph inputs and nodes (Constant nodes dropped), and each one's depth = longest path from the inputs."""
+    weights = {init.name for init in graph.initializer}
+    nodes = [_Node("input", [], [i.name]) for i in graph.input if i.name not in weights]
+    nodes += [_Node(n.op_type, n.input, n.output) for n in graph.node if n.op_type != "Constant"]
     producer = {out: i for i, n in enumerate(nodes) for out in n.output}
     depth: Dict[int, int] = {}
     for i, n in enumerate(nodes):  # ONNX nodes are stored in topological order
@@ -205,7 +214,8 @@ def _graph_layers(graph) -> Tuple[list, Dict[str, int]]:
 
 
 def draw_onnx_graph(model_or_path, ax=None, title: Optional[str] = None, fontsize: int = 7):
-    """Draw an ONNX graph top to bottom with matplotlib: one box per node (op type), arrows along tensors.
+    """Draw an ONNX graph top to bottom with matplotlib: one box per node (op type) plus the graph input,
+    arrows along tensors (curved when they skip rows, e.g. a shortcut).
 
     Meant for small graphs (one bottleneck). Nodes at the same depth (longest path from the input) share a
     row. Returns the matplotlib ``Axes``.
@@ -228,17 +238,20 @@ def draw_onnx_graph(model_or_path, ax=None, title: Optional[str] = None, fontsiz
     for i, n in enumerate(nodes):
         for t in n.input:
             if t in producer:
-                (x0, y0), (x1, y1) = pos[producer[t]], pos[i]
+                src = producer[t]
+                (x0, y0), (x1, y1) = pos[src], pos[i]
+                skip = depth[i] - depth[src] > 1
                 ax.annotate("", xy=(x1, y1 + 0.18), xytext=(x0, y0 - 0.18),
-                            arrowprops=dict(arrowstyle="->", color="0.4", lw=0.8))
+                            arrowprops=dict(arrowstyle="->", color="0.4", lw=0.8,
+                                            connectionstyle="arc3,rad=0.35" if skip else "arc3"))
     colors = {"Conv": "#cfe2f3", "BatchNormalization": "#f4cccc", "Concat": "#fce5cd", "Add": "#d9ead3",
-              "Relu": "#eeeeee"}
+              "Relu": "#eeeeee", "input": "#fff2cc"}
     for i, n in enumerate(nodes):
         x, y = pos[i]
         ax.text(x, y, n.op_type, ha="center", va="center", fontsize=fontsize,
                 bbox=dict(boxstyle="round,pad=0.25", fc=colors.get(n.op_type, "white"), ec="0.3", lw=0.6))
     xs = [p[0] for p in pos.values()] or [0]
-    ax.set_xlim(min(xs) - 0.8, max(xs) + 0.8)
+    ax.set_xlim(min(xs) - 1.0, max(xs) + 1.0)
     ax.set_ylim(-max(depth.values(), default=0) - 0.6, 0.6)
     ax.axis("off")
     if title:
