@@ -40,13 +40,14 @@ def main(argv=None) -> int:
     parser.add_argument("--runtimes", nargs="+", default=None, help="subset of torch torch_optimized onnxruntime")
     parser.add_argument("--batches", type=int, nargs="+", default=None, help="batch sizes (default 1 32)")
     parser.add_argument("--threads", type=int, nargs="+", default=None, help="thread counts (default 1 2)")
+    parser.add_argument("--models", nargs="+", default=MODELS, help="names from repghost_mini.available_models()")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
     batches, threads = ((1,), (2,)) if args.quick else ((1, 32), (1, 2))
     batches, threads = tuple(args.batches or batches), tuple(args.threads or threads)
     runtimes = args.runtimes or (["torch", "onnxruntime"] if args.quick else ["torch", "torch_optimized", "onnxruntime"])
     load_before = os.getloadavg()
-    rows = benchmark_models(MODELS, batch_sizes=batches, threads=threads, runtimes=runtimes, rounds=args.rounds,
+    rows = benchmark_models(args.models, batch_sizes=batches, threads=threads, runtimes=runtimes, rounds=args.rounds,
                             min_run_time=args.min_run_time, baseline="timm_repghostnet_100_reparam")
     load_after = os.getloadavg()
     out = Path(args.out)
@@ -61,6 +62,8 @@ def main(argv=None) -> int:
              "## Headline ratios (median over rounds of same-round latency ratios)", "",
              "| model | reference | runtime | batch | threads | ratio | target |", "|---|---|---|---:|---:|---:|---:|"]
     for model, ref, target in HEADLINES:
+        if model not in args.models or ref not in args.models:
+            continue
         for (runtime, batch, nthreads), ratio in sorted(paired_ratios(rows, model, ref).items()):
             tgt = f"<= {target}" if target is not None and runtime == "torch" and batch == 1 else ""
             lines.append(f"| {model} | {ref} | {runtime} | {batch} | {nthreads} | {ratio:.3f} | {tgt} |")
