@@ -20,7 +20,7 @@ import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.utils.benchmark as benchmark
+from .bench import benchmark  # torch.utils.benchmark, imported once (quietly) in bench.py
 from torch import Tensor, nn
 from torch.profiler import ProfilerActivity, profile, record_function
 
