@@ -20,10 +20,10 @@ import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from .bench import benchmark  # torch.utils.benchmark, imported once (quietly) in bench.py
 from torch import Tensor, nn
 from torch.profiler import ProfilerActivity, profile, record_function
 
+from .bench import benchmark  # torch.utils.benchmark, imported once (quietly) in bench.py
 from .modules import GhostAddModule, GhostModule
 
 __all__ = [
