@@ -26,7 +26,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.distributed as dist
@@ -40,7 +40,7 @@ from .data import DataBundle, load_dataset, make_loaders
 from .reparam import reparameterize
 
 __all__ = ["TrainConfig", "TrainResult", "train", "build_model", "evaluate", "evaluate_reparameterized",
-           "load_trained", "plot_history", "select_device", "CHECKPOINT_NAME"]
+           "load_trained", "train_or_load", "plot_history", "select_device", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.pth"
 _TIME_TICKS = 1000  # resolution of the schedule when it follows elapsed time
@@ -310,6 +310,24 @@ def load_trained(path: Union[str, os.PathLike], use_ema: bool = True) -> nn.Modu
     key = "state_dict_ema" if use_ema and ckpt.get("state_dict_ema") is not None else "state_dict"
     model.load_state_dict(ckpt[key], strict=True)
     return model.eval()
+
+
+def train_or_load(config: TrainConfig, bundle: Optional[DataBundle] = None,
+                  use_cache: bool = True) -> Tuple[nn.Module, List[dict], str]:
+    """"Load the cached result if present, else train": returns ``(model, history, "cache" | "trained")``.
+
+    A finished run in ``config.out_dir`` (its ``final.json``) counts only if it was made with exactly these
+    settings; otherwise (or with ``use_cache=False``) :func:`train` runs and writes it. Notebooks use this so they
+    stay fast on a second run and still compute everything from scratch on a fresh clone.
+    """
+    run = Path(config.out_dir)
+    final = run / "final.json"
+    if use_cache and final.is_file() and (run / "metrics.json").is_file():
+        same = json.loads(final.read_text()).get("config") == json.loads(json.dumps(config.to_dict()))
+        if same:
+            return load_trained(run), json.loads((run / "metrics.json").read_text()), "cache"
+    result = train(config, bundle=bundle)
+    return result.model, result.history, "trained"
 
 
 # ----------------------------------------------------------------------------------------------------------------
