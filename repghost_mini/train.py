@@ -238,14 +238,20 @@ def evaluate_reparameterized(model: nn.Module, loader, device: Optional[Union[st
 
 
 def plot_history(history: List[Dict[str, Any]], path: Optional[Union[str, os.PathLike]] = None):
-    """Loss and accuracy curves per epoch (matplotlib Figure; saved as PNG when ``path`` is given)."""
-    import matplotlib
+    """Loss and accuracy curves per epoch (matplotlib Figure; saved as PNG when ``path`` is given).
 
-    if path is not None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    With a ``path`` the figure is drawn off-screen (a bare ``Figure``), so training never switches the
+    matplotlib backend of a notebook or desktop session; without one it is a pyplot figure to show.
+    """
+    if path is None:
+        import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2))
+        fig = plt.figure(figsize=(9, 3.2))
+    else:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(9, 3.2))
+    ax1, ax2 = fig.subplots(1, 2)
     ep = [h["epoch"] for h in history]
     ax1.plot(ep, [h["train_loss"] for h in history], label="train loss")
     if any(h.get("test_loss") is not None for h in history):
@@ -261,7 +267,6 @@ def plot_history(history: List[Dict[str, Any]], path: Optional[Union[str, os.Pat
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=80)
-        plt.close(fig)
     return fig
 
 
