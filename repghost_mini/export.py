@@ -33,6 +33,8 @@ __all__ = ["export_onnx", "count_onnx_ops", "onnx_session", "run_onnx", "check_o
 PathLike = Union[str, os.PathLike]
 #: Lowest ONNX opset we export to (opset 17 has LayerNormalization; 18 is what the dynamo exporter prefers).
 MIN_OPSET = 17
+#: Node metadata in which the dynamo exporter records the Python stack trace (with local file paths).
+STACK_TRACE_KEY = "pkg.torch.onnx.stack_trace"
 
 
 def _require(module: str):
@@ -92,8 +94,20 @@ def export_onnx(model: nn.Module, path: PathLike, input_size: Sequence[int] = (1
             torch.onnx.export(model, (x,), str(path), dynamo=True, opset_version=opset, input_names=["input"],
                               output_names=["output"], dynamic_shapes=dynamic_shapes, optimize=optimize,
                               external_data=False)
+    _drop_stack_traces(onnx, path)
     onnx.checker.check_model(str(path), full_check=True)
     return path
+
+
+def _drop_stack_traces(onnx, path: Path) -> None:
+    """Remove the exporter's per-node Python stack traces (they hold this machine's file paths, so the same
+    model would give files of different sizes on different machines); module names and scopes are kept."""
+    proto = onnx.load(str(path))
+    for node in proto.graph.node:
+        kept = [p for p in node.metadata_props if p.key != STACK_TRACE_KEY]
+        del node.metadata_props[:]
+        node.metadata_props.extend(kept)
+    onnx.save(proto, str(path))
 
 
 def count_onnx_ops(model_or_path) -> Dict[str, int]:

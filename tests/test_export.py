@@ -61,6 +61,17 @@ def test_training_form_graph_is_larger_than_fused(exported):
     assert train_ops["Conv"] == fused_ops["Conv"]
 
 
+def test_exported_file_holds_weights_and_names_but_no_local_paths(exported):
+    """Same model -> same file on any machine: the exporter's stack traces (with file paths) are dropped."""
+    models, paths = exported
+    proto = onnx.load(str(paths["fused"]))
+    keys = {p.key for node in proto.graph.node for p in node.metadata_props}
+    assert rg.export.STACK_TRACE_KEY not in keys and "namespace" in keys
+    assert b"site-packages" not in paths["fused"].read_bytes()
+    n_params = sum(p.numel() for p in models["fused"].parameters())
+    assert 4 * n_params < onnx_file_size_mb(paths["fused"]) * 1e6 < 2 * 4 * n_params  # float32 weights + graph
+
+
 @pytest.mark.parametrize("name", ["train", "fused", "ghost"])
 def test_onnxruntime_matches_pytorch_with_dynamic_batch(exported, name):
     models, paths = exported
