@@ -5,6 +5,7 @@ run (see :func:`compare_latency`, which interleaves the models), never against n
 """
 from __future__ import annotations
 
+import copy
 import os
 import statistics
 import tempfile
@@ -74,7 +75,9 @@ def compare_latency(models: Mapping[str, nn.Module], input_size=(1, 3, 224, 224)
 # ----------------------------------------------------------------------------------------------------------
 
 #: Runtimes :func:`benchmark_models` knows: PyTorch eager, PyTorch after :func:`optimize_for_cpu`, onnxruntime.
-RUNTIMES = ("torch", "torch_optimized", "onnxruntime")
+#: "torch": eager, NCHW; "torch_channels_last": eager with model and input in channels_last (NHWC) memory;
+#: "torch_optimized": :func:`optimize_for_cpu`; "onnxruntime": exported with :func:`repghost_mini.export_onnx`.
+RUNTIMES = ("torch", "torch_channels_last", "torch_optimized", "onnxruntime")
 
 
 def _ours(factory_name: str, fused: bool) -> Callable[[], nn.Module]:
@@ -205,7 +208,8 @@ def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), th
 
     Within one (runtime, batch, threads) setting the models are measured in ``rounds`` interleaved rounds
     (A B C A B C ...), each measurement a median over about ``min_run_time`` seconds after a warm-up:
-    ``torch.utils.benchmark`` for ``"torch"`` (eager) and ``"torch_optimized"`` (:func:`optimize_for_cpu`),
+    ``torch.utils.benchmark`` for ``"torch"`` (eager), ``"torch_channels_last"`` (eager, every model and the
+    input in channels_last memory format) and ``"torch_optimized"`` (:func:`optimize_for_cpu`),
     plain repeated ``session.run`` for ``"onnxruntime"`` (export via :func:`repghost_mini.export_onnx`,
     into ``workdir`` or a temporary folder). Returns one row per model and setting with keys ``model,
     runtime, batch, threads, median_ms, min_ms, rounds, samples_ms`` (one median per round) and, when
@@ -241,6 +245,8 @@ def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), th
                     prepared = {n: onnx_session(onnx_paths[n], threads=nthreads) for n in names}
                 elif runtime == "torch_optimized":
                     prepared = {n: optimize_for_cpu(models[n], (1, 3, image_size, image_size)) for n in names}
+                elif runtime == "torch_channels_last":
+                    prepared = {n: copy.deepcopy(models[n]).to(memory_format=torch.channels_last) for n in names}
                 for batch in batch_sizes:
                     size = (batch, 3, image_size, image_size)
                     samples: Dict[str, List[float]] = {n: [] for n in names}
@@ -249,10 +255,11 @@ def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), th
                         for n in names:
                             if runtime == "onnxruntime":
                                 ms = _ort_times(prepared[n], x.numpy(), min_run_time) * 1e3
-                            elif runtime == "torch_optimized":
-                                ms = _timer_ms(prepared[n], x, nthreads, min_run_time)
-                            else:
+                            elif runtime == "torch":
                                 ms = measure_latency(models[n], size, nthreads, min_run_time)
+                            else:
+                                ms = measure_latency(prepared[n], size, nthreads, min_run_time,
+                                                     channels_last=runtime == "torch_channels_last")
                             samples[n].append(ms)
                     for n in names:
                         row = dict(model=n, runtime=runtime, batch=batch, threads=nthreads,
@@ -262,14 +269,6 @@ def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), th
                             row["ratio"] = statistics.median(a / b for a, b in zip(samples[n], samples[baseline]))
                         rows.append(row)
     return rows
-
-
-@torch.inference_mode()
-def _timer_ms(model, x: torch.Tensor, threads: int, min_run_time: float) -> float:
-    for _ in range(3):
-        model(x)
-    timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x}, num_threads=threads)
-    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
 
 
 def paired_ratios(rows: Sequence[Mapping], model: str, reference: str) -> Dict[tuple, float]:

@@ -9,10 +9,12 @@ Module names follow the authors' code and timm (``conv_stem``, ``bn1``, ``blocks
 checkpoints load directly (see :mod:`repghost_mini.checkpoints`).
 
 **Small-input variant** (``small_input=True``), for 32x32 (CIFAR-10) and 64x64 (Tiny-ImageNet) images:
-the stem conv and the first stride-2 bottleneck (Table 2, row 3) use stride 1, so the total stride is 8
-instead of 32. A 32x32 image then reaches the last stage as 4x4 (instead of 1x1, where the 5x5 depthwise
-convs would see only zero padding), like the usual CIFAR adaptations of ResNet/MobileNetV2. The blocks,
-channels, SE placement and everything else are unchanged.
+the stem conv uses stride 1, so the total stride is 16 instead of 32. A 32x32 image then reaches the last
+stage as 2x2 instead of 1x1 (where the 5x5 depthwise convs would see a single pixel surrounded by zero
+padding), and the first bottleneck runs at full resolution. Only the stem changes: the blocks, channels, SE
+placement and parameter count are those of Table 2. Why not stride 8 (also keeping the first stride-2
+bottleneck at stride 1, as CIFAR versions of ResNet/MobileNetV2 do)? That costs 3x the MACs of this variant
+and, on a 5-minute CPU budget, gives fewer epochs and lower accuracy (``benchmarks/cifar_accuracy.py``).
 """
 from __future__ import annotations
 
@@ -99,14 +101,10 @@ class _GhostNetSkeleton(nn.Module):
         self.bn1 = nn.BatchNorm2d(stem)
         self.act1 = nn.ReLU(inplace=True)
         stages: List[nn.Module] = []
-        prev, first_downsample = stem, True
+        prev = stem
         for group in cfg:
             layers = []
             for k, mid, out, se, stride in group:
-                if small_input and stride == 2 and first_downsample:
-                    stride, first_downsample = 1, False
-                elif stride == 2:
-                    first_downsample = False
                 out_ch, mid_ch = make_divisible(out * width, 4), make_divisible(mid * width, 4)
                 layers.append(block(prev, mid_ch, out_ch, k, stride, se_ratio=se, **block_kwargs))
                 prev = out_ch
@@ -122,7 +120,7 @@ class _GhostNetSkeleton(nn.Module):
         self.classifier = nn.Linear(1280, num_classes)
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """``(N, in_chans, H, W)`` -> ``(N, 960*width, H/32, W/32)`` (``H/8`` with ``small_input``)."""
+        """``(N, in_chans, H, W)`` -> ``(N, 960*width, H/32, W/32)`` (``H/16`` with ``small_input``)."""
         if x.dim() != 4 or x.shape[1] != self.in_chans:
             raise ValueError(f"{type(self).__name__} expects images of shape (N, {self.in_chans}, H, W), got "
                              f"{tuple(x.shape)}; convert grayscale to RGB or set in_chans.")

@@ -237,6 +237,7 @@ def run_tour(data: Optional[PathLike] = None, out_dir: PathLike = "runs", quick:
     step(f"training {model} for {train_seconds:.0f} s")
     config = TrainConfig(model=model, small_input=True, dataset=dataset, data_path=None if data is None else str(data),
                          seed=seed, device=device, time_budget=train_seconds, epochs=None, ema_decay=None,
+                         batch_size=64, weight_decay=5e-4,  # more steps and stronger decay suit a few-minute run
                          eval_every=0 if quick else 1, out_dir=str(run_dir / "train"), progress=False)
     result = train(config, bundle=bundle)
     trained = result.model.eval()

@@ -59,8 +59,13 @@ def test_no_shortcut_removes_exactly_the_identity_shortcuts():
 
 def test_small_input_variant_output_grid():
     net = r.repghostnet(0.5, num_classes=10, small_input=True).eval()
-    assert net.forward_features(torch.randn(1, 3, 32, 32)).shape[-2:] == (4, 4)
-    assert net.forward_features(torch.randn(1, 3, 64, 64)).shape[-2:] == (8, 8)
+    assert net.forward_features(torch.randn(1, 3, 32, 32)).shape[-2:] == (2, 2)  # total stride 16
+    assert net.forward_features(torch.randn(1, 3, 64, 64)).shape[-2:] == (4, 4)
+    assert net.conv_stem.stride == (1, 1)
+    stock = r.repghostnet(0.5, num_classes=10)
+    assert [m.stride for m in net.modules() if isinstance(m, torch.nn.Conv2d)][1:] == \
+        [m.stride for m in stock.modules() if isinstance(m, torch.nn.Conv2d)][1:]  # only the stem differs
+    assert r.count_params(net) == r.count_params(stock)
     assert r.repghostnet(0.5).forward_features(torch.randn(1, 3, 224, 224)).shape[-2:] == (7, 7)
 
 

@@ -60,7 +60,7 @@ def test_table_follows_width_and_input_size_and_restores_mode():
     rows = layer_table(model, input_size=32)
     assert model.training
     assert rows[0].input_hw == (32, 32) and rows[0].stride == 1 and rows[0].out == 8
-    assert [row.input_hw[0] for row in rows[1:17]] == [32] * 4 + [16] * 2 + [8] * 6 + [4] * 4
+    assert [row.input_hw[0] for row in rows[1:17]] == [32] * 2 + [16] * 2 + [8] * 2 + [4] * 6 + [2] * 4
     assert rows[17].out == 480  # 960 * 0.5
     rect = layer_table(r.repghostnet(1.0), input_size=(64, 96))
     assert rect[-3].input_hw == (2, 3)
