@@ -14,7 +14,7 @@ stage as 2x2 instead of 1x1 (where the 5x5 depthwise convs would see a single pi
 padding), and the first bottleneck runs at full resolution. Only the stem changes: the blocks, channels, SE
 placement and parameter count are those of Table 2. Why not stride 8 (also keeping the first stride-2
 bottleneck at stride 1, as CIFAR versions of ResNet/MobileNetV2 do)? That costs 3x the MACs of this variant
-and, on a 5-minute CPU budget, gives fewer epochs and lower accuracy (``benchmarks/cifar_accuracy.py``).
+and, on a 5-minute CPU budget, gives fewer epochs and lower accuracy (``benchmarks/results/cifar_recipe_search.md``).
 """
 from __future__ import annotations
 
