@@ -24,6 +24,7 @@ import math
 import os
 import random
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
@@ -454,7 +455,9 @@ def _train(cfg: TrainConfig, bundle: Optional[DataBundle], rank: int, world: int
             ckpt["config"]["resume"] = False
         save_atomic(ckpt, run_dir / CHECKPOINT_NAME)
 
-    from tqdm.auto import tqdm
+    with warnings.catch_warnings():  # without ipywidgets, tqdm.auto warns in Jupyter and falls back to text bars
+        warnings.simplefilter("ignore")
+        from tqdm.auto import tqdm
 
     stop = False
     max_epochs = cfg.epochs if cfg.epochs is not None else 10 ** 9
