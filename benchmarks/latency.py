@@ -37,7 +37,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="batch 1, 2 threads, eager + onnxruntime only")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--min-run-time", type=float, default=0.25, help="seconds per measurement")
-    parser.add_argument("--runtimes", nargs="+", default=None, help="subset of torch torch_channels_last torch_optimized onnxruntime")
+    parser.add_argument("--runtimes", nargs="+", default=None,
+                        help="subset of torch torch_channels_last torch_optimized onnxruntime")
     parser.add_argument("--batches", type=int, nargs="+", default=None, help="batch sizes (default 1 32)")
     parser.add_argument("--threads", type=int, nargs="+", default=None, help="thread counts (default 1 2)")
     parser.add_argument("--models", nargs="+", default=MODELS, help="names from repghost_mini.available_models()")
@@ -45,7 +46,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     batches, threads = ((1,), (2,)) if args.quick else ((1, 32), (1, 2))
     batches, threads = tuple(args.batches or batches), tuple(args.threads or threads)
-    runtimes = args.runtimes or (["torch", "onnxruntime"] if args.quick else ["torch", "torch_channels_last", "torch_optimized", "onnxruntime"])
+    full = ["torch", "torch_channels_last", "torch_optimized", "onnxruntime"]
+    runtimes = args.runtimes or (["torch", "onnxruntime"] if args.quick else full)
     load_before = os.getloadavg()
     rows = benchmark_models(args.models, batch_sizes=batches, threads=threads, runtimes=runtimes, rounds=args.rounds,
                             min_run_time=args.min_run_time, baseline="timm_repghostnet_100_reparam")

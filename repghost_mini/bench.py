@@ -74,9 +74,9 @@ def compare_latency(models: Mapping[str, nn.Module], input_size=(1, 3, 224, 224)
 # Named models, several runtimes, tables and plots (used by ``python -m repghost_mini bench`` and benchmarks/)
 # ----------------------------------------------------------------------------------------------------------
 
-#: Runtimes :func:`benchmark_models` knows: PyTorch eager, PyTorch after :func:`optimize_for_cpu`, onnxruntime.
-#: "torch": eager, NCHW; "torch_channels_last": eager with model and input in channels_last (NHWC) memory;
-#: "torch_optimized": :func:`optimize_for_cpu`; "onnxruntime": exported with :func:`repghost_mini.export_onnx`.
+#: Runtimes :func:`benchmark_models` knows. "torch": eager, NCHW; "torch_channels_last": eager with model and
+#: input in channels_last (NHWC) memory; "torch_optimized": :func:`optimize_for_cpu`; "onnxruntime": exported with
+#: :func:`repghost_mini.export_onnx`.
 RUNTIMES = ("torch", "torch_channels_last", "torch_optimized", "onnxruntime")
 
 

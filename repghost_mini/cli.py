@@ -358,7 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--image-size", type=_positive_int, default=224)
     be.add_argument("--batch-sizes", type=_positive_int, nargs="+", default=[1])
     be.add_argument("--threads", type=_positive_int, nargs="+", default=[1], help="CPU thread counts to try")
-    be.add_argument("--runtimes", nargs="+", default=["torch"], help="torch, torch_channels_last, torch_optimized, onnxruntime")
+    be.add_argument("--runtimes", nargs="+", default=["torch"],
+                    help="torch, torch_channels_last, torch_optimized, onnxruntime")
     be.add_argument("--baseline", help="one of the models: adds a column latency / baseline (same round)")
     be.add_argument("--rounds", type=_positive_int, default=5)
     be.add_argument("--min-run-time", type=_positive_float, default=0.2, help="seconds per model and round")

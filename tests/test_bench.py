@@ -53,10 +53,10 @@ def test_optimize_for_cpu_keeps_outputs():
 
 def test_benchmark_rows_table_and_plot():
     names = ["repghostnet_050_fused", "ghostnet_050"]
-    rows = benchmark_models(names, batch_sizes=(1, 2), threads=(1,), runtimes=("torch", "torch_channels_last", "torch_optimized"),
+    runtimes = ("torch", "torch_channels_last", "torch_optimized")
+    rows = benchmark_models(names, batch_sizes=(1, 2), threads=(1,), runtimes=runtimes,
                             rounds=2, image_size=32, min_run_time=0.01, baseline="ghostnet_050")
     assert len(rows) == 2 * 2 * 1 * 3
-    runtimes = ("torch", "torch_channels_last", "torch_optimized")
     assert {(r["runtime"], r["batch"]) for r in rows} == {(rt, b) for rt in runtimes for b in (1, 2)}
     for r in rows:
         assert r["threads"] == 1 and r["rounds"] == 2 and 0 < r["min_ms"] <= r["median_ms"]
