@@ -53,10 +53,10 @@ def main(argv=None):
     p.add_argument("--budget", type=float, default=300.0, help="training seconds per run")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=r.SHORT_RUN_RECIPE["batch_size"])
     p.add_argument("--lr", type=float, default=0.2)
-    p.add_argument("--weight-decay", type=float, default=5e-4,
-                   help="the paper's 1e-5 suits 1.28 M images x 300 epochs; 5e-4 works better on 5 k images")
+    p.add_argument("--weight-decay", type=float, default=r.SHORT_RUN_RECIPE["weight_decay"],
+                   help="the paper's 1e-5 suits 1.28 M images x 300 epochs; see repghost_mini.SHORT_RUN_RECIPE")
     p.add_argument("--warmup", type=float, default=0.05)
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--ema-decay", type=float, default=0.98)

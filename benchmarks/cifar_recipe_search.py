@@ -34,9 +34,9 @@ def stride8(model):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--stride", type=int, choices=(8, 16), default=16)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=r.SHORT_RUN_RECIPE["batch_size"])
     p.add_argument("--lr", type=float, default=0.2)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--weight-decay", type=float, default=r.SHORT_RUN_RECIPE["weight_decay"])
     p.add_argument("--ema-decay", type=float, default=0.98)
     p.add_argument("--budget", type=float, default=300.0)
     p.add_argument("--seed", type=int, default=0)

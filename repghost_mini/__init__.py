@@ -24,8 +24,8 @@ from .summary import BottleneckChannels, LayerRow, bottleneck_channels, format_l
 # data -> training -> deployment
 from .data import (DATASET_NAMES, BatchAugment, DataBundle, InMemoryImages, denormalize, load_dataset, load_npz,
                    make_loaders)
-from .train import (TrainConfig, TrainResult, build_model, evaluate, evaluate_reparameterized, load_trained,
-                    plot_history, train, train_or_load)
+from .train import (SHORT_RUN_RECIPE, TrainConfig, TrainResult, build_model, evaluate, evaluate_reparameterized,
+                    load_trained, plot_history, train, train_or_load)
 from .export import (check_onnx_matches, count_onnx_ops, draw_onnx_graph, export_onnx, fake_quantize_weights,
                      onnx_file_size_mb, onnx_session, onnxruntime_optimized_ops, run_onnx, snr_db)
 from .bench import (MODEL_REGISTRY, RUNTIMES, available_models, benchmark_models, build_named_model, compare_latency,

@@ -94,20 +94,20 @@ def export_onnx(model: nn.Module, path: PathLike, input_size: Sequence[int] = (1
             torch.onnx.export(model, (x,), str(path), dynamo=True, opset_version=opset, input_names=["input"],
                               output_names=["output"], dynamic_shapes=dynamic_shapes, optimize=optimize,
                               external_data=False)
-    _drop_stack_traces(onnx, path)
-    onnx.checker.check_model(str(path), full_check=True)
+    proto = onnx.load(str(path))
+    _drop_stack_traces(proto)
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.save(proto, str(path))
     return path
 
 
-def _drop_stack_traces(onnx, path: Path) -> None:
+def _drop_stack_traces(proto) -> None:
     """Remove the exporter's per-node Python stack traces (they hold this machine's file paths, so the same
     model would give files of different sizes on different machines); module names and scopes are kept."""
-    proto = onnx.load(str(path))
     for node in proto.graph.node:
         kept = [p for p in node.metadata_props if p.key != STACK_TRACE_KEY]
         del node.metadata_props[:]
         node.metadata_props.extend(kept)
-    onnx.save(proto, str(path))
 
 
 def count_onnx_ops(model_or_path) -> Dict[str, int]:

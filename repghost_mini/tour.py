@@ -174,7 +174,7 @@ def run_tour(data: Optional[PathLike] = None, out_dir: PathLike = "runs", quick:
     from .networks import TABLE3_WIDTHS
     from .reparam import count_batchnorms, reparameterize
     from .counting import count_macs, count_params
-    from .train import TrainConfig, train, plot_history
+    from .train import SHORT_RUN_RECIPE, TrainConfig, plot_history, train
 
     if train_seconds is not None and not train_seconds > 0:
         raise ValueError(f"train_seconds must be positive, got {train_seconds!r}.")
@@ -235,16 +235,16 @@ def run_tour(data: Optional[PathLike] = None, out_dir: PathLike = "runs", quick:
 
     # 4. training
     step(f"training {model} for {train_seconds:.0f} s")
+    results["recipe"] = dict(SHORT_RUN_RECIPE)
     config = TrainConfig(model=model, small_input=True, dataset=dataset, data_path=None if data is None else str(data),
                          seed=seed, device=device, time_budget=train_seconds, epochs=None, ema_decay=None,
-                         batch_size=64, weight_decay=5e-4,  # more steps and stronger decay suit a few-minute run
+                         **SHORT_RUN_RECIPE,
                          eval_every=0 if quick else 1, out_dir=str(run_dir / "train"), progress=False)
     result = train(config, bundle=bundle)
     trained = result.model.eval()
     history = result.history
     curves = run_dir / "curves.png"
-    fig = plot_history(history, curves)
-    _plt().close(fig)
+    plot_history(history, curves)  # drawn off-screen and saved; no pyplot figure to close
     done(f"training {model} for {train_seconds:.0f} s")
 
     # 5. re-parameterization: equal accuracy
@@ -372,7 +372,8 @@ def _report_markdown(r: Dict[str, Any], history: List[Dict[str, Any]]) -> str:
         f"## 4. Training {r['model']} (small-input variant) on {r['data']['name']}",
         "",
         f"Paper recipe scaled down (SGD momentum 0.9, cosine schedule with linear warm-up following the elapsed "
-        f"time, label smoothing, random erasing; batch 64 and weight decay 5e-4 instead of the paper's 1024 and 1e-5, "
+        f"time, label smoothing, random erasing; batch {r['recipe']['batch_size']} and weight decay "
+        f"{r['recipe']['weight_decay']:g} instead of the paper's 1024 and 1e-5, "
         f"which suit 300 ImageNet epochs, not minutes), stopped after {r['train_seconds']:.0f} s of training steps "
         f"({rp['epochs']} epochs, the last possibly partial). EMA of the weights is off here: over a few hundred "
         "steps an EMA still remembers the random initialisation (`python -m repghost_mini train` uses it). "
