@@ -21,7 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from repghost_mini.bench import benchmark_models, markdown_table, paired_ratios, plot_latency  # noqa: E402
+from repghost_mini.deploy.latency import benchmark_models, markdown_table, paired_ratios, plot_latency  # noqa: E402
 
 MODELS = ["ghostnet_050", "ghostnet_100", "repghostnet_050", "repghostnet_050_fused", "repghostnet_100",
           "repghostnet_100_fused", "timm_repghostnet_100_reparam"]

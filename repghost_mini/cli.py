@@ -73,7 +73,7 @@ def _set_threads(threads: Optional[int]) -> None:
 # tour
 # ---------------------------------------------------------------------------------------------------------------
 def _cmd_tour(args: argparse.Namespace) -> int:
-    from .tour import run_tour
+    from .teaching.tour import run_tour
 
     _set_threads(args.threads)
     report = run_tour(data=args.data, out_dir=args.out, quick=args.quick, train_seconds=args.train_seconds,
@@ -119,7 +119,7 @@ def _train_overrides(args: argparse.Namespace) -> dict:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, train
+    from .training.trainer import TrainConfig, train
 
     config = TrainConfig(**_train_overrides(args))
     result = train(config)
@@ -158,9 +158,9 @@ def _read_checkpoint(path: Path) -> dict:
 
 def _model_from_checkpoint(path: Path):
     """(model in eval mode, checkpoint dict, is_fused) from a checkpoint written by ``train`` or ``convert``."""
-    from .checkpoints import load_checkpoint
-    from .reparam import reparameterize
-    from .train import build_model, load_trained
+    from .training.checkpoints import load_checkpoint
+    from .core.reparam import reparameterize
+    from .training.trainer import build_model, load_trained
 
     ckpt = _read_checkpoint(path)
     if ckpt.get("fused"):
@@ -176,9 +176,9 @@ def _model_from_checkpoint(path: Path):
 def _cmd_convert(args: argparse.Namespace) -> int:
     import torch
 
-    from .checkpoints import save_atomic
-    from .reparam import count_batchnorms, reparameterize
-    from .counting import count_params
+    from .training.checkpoints import save_atomic
+    from .core.reparam import count_batchnorms, reparameterize
+    from .measure.counting import count_params
 
     src = _existing_file(args.checkpoint, "checkpoint")
     out = Path(args.output)
@@ -206,8 +206,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from .data import load_dataset, make_loaders
-    from .train import evaluate, evaluate_reparameterized
+    from .training.data import load_dataset, make_loaders
+    from .training.trainer import evaluate, evaluate_reparameterized
 
     _set_threads(args.threads)
     path = _existing_file(args.checkpoint, "checkpoint")
@@ -242,7 +242,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 # bench
 # ---------------------------------------------------------------------------------------------------------------
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import available_models, benchmark_models, markdown_table
+    from .deploy.latency import available_models, benchmark_models, markdown_table
 
     if args.list:
         print("\n".join(available_models()))

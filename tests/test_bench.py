@@ -5,7 +5,7 @@ import torch
 
 matplotlib.use("Agg")
 import repghost_mini as rg  # noqa: E402
-from repghost_mini.bench import (available_models, benchmark_models, build_named_model, compare_latency,  # noqa: E402
+from repghost_mini.deploy.latency import (available_models, benchmark_models, build_named_model, compare_latency,  # noqa: E402
                                  markdown_table, measure_latency, optimize_for_cpu, plot_latency)
 
 REQUIRED = ["ghostnet_050", "ghostnet_100", "repghostnet_050", "repghostnet_100", "repghostnet_050_fused",

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import repghost_mini as r
-from repghost_mini.concat_cost import (REUSE_ADD_LABEL, ReuseByAddModule, ghostnet_concat_shapes,
+from repghost_mini.measure.concat_cost import (REUSE_ADD_LABEL, ReuseByAddModule, ghostnet_concat_shapes,
                                        operator_time_shares, replace_concat_with_add, time_concat_vs_add)
 
 
@@ -51,7 +51,7 @@ def test_time_concat_vs_add_returns_positive_ms(pairs, channels_last):
 
 
 def test_add_operands_have_the_concatenated_shape(pairs):
-    from repghost_mini.concat_cost import _make_operands
+    from repghost_mini.measure.concat_cost import _make_operands
     cat_in, add_in = _make_operands(pairs, 3, True, "cpu", torch.float32)
     for (a, b), (u, v) in zip(cat_in, add_in):
         out = torch.cat((a, b), dim=1)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import repghost_mini as r
-from repghost_mini.data import InMemoryLoader, _decode_jpegs, data_roots
+from repghost_mini.training.data import InMemoryLoader, _decode_jpegs, data_roots
 
 SHARED = os.environ.get("REPGHOST_MINI_DATA")
 needs_shared = pytest.mark.skipif(not SHARED or not Path(SHARED, "cifar10-subset").is_dir(),

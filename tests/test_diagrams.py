@@ -7,7 +7,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import repghost_mini as r  # noqa: E402
-from repghost_mini.diagrams import (contiguous_copies, draw_memory_layout, draw_module, memory_order,  # noqa: E402
+from repghost_mini.teaching.diagrams import (contiguous_copies, draw_memory_layout, draw_module, memory_order,  # noqa: E402
                                     module_structure)
 
 

@@ -1,10 +1,10 @@
-"""Checkers of repghost_mini.exercises: accept the library's own functions, name the mistake of wrong ones."""
+"""Checkers of repghost_mini.teaching.exercises: accept the library's own functions, name the mistake of wrong ones."""
 import pytest
 import torch
 import torch.nn.functional as F
 
 import repghost_mini as r
-from repghost_mini.exercises import (check_answer, check_fold_bn, check_identity_kernel, check_pad_kernel,
+from repghost_mini.teaching.exercises import (check_answer, check_fold_bn, check_identity_kernel, check_pad_kernel,
                                      check_repghost_module_params, compare)
 
 

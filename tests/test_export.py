@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import repghost_mini as rg
-from repghost_mini.export import (check_onnx_matches, count_onnx_ops, draw_onnx_graph, export_onnx,
+from repghost_mini.deploy.export import (check_onnx_matches, count_onnx_ops, draw_onnx_graph, export_onnx,
                                   onnx_file_size_mb, onnx_session, run_onnx)
-from repghost_mini.networks import GHOSTNET_CFG, REPGHOSTNET_CFG
+from repghost_mini.core.networks import GHOSTNET_CFG, REPGHOSTNET_CFG
 
 SIZE = (1, 3, 32, 32)
 
@@ -66,7 +66,7 @@ def test_exported_file_holds_weights_and_names_but_no_local_paths(exported):
     models, paths = exported
     proto = onnx.load(str(paths["fused"]))
     keys = {p.key for node in proto.graph.node for p in node.metadata_props}
-    assert rg.export.STACK_TRACE_KEY not in keys and "namespace" in keys
+    assert rg.deploy.export.STACK_TRACE_KEY not in keys and "namespace" in keys
     assert b"site-packages" not in paths["fused"].read_bytes()
     n_params = sum(p.numel() for p in models["fused"].parameters())
     assert 4 * n_params < onnx_file_size_mb(paths["fused"]) * 1e6 < 2 * 4 * n_params  # float32 weights + graph

@@ -1,4 +1,4 @@
-"""Fusion algebra (repghost_mini.fusion) against PyTorch's own conv + batch_norm, in float64 and float32."""
+"""Fusion algebra (repghost_mini.core.fusion) against PyTorch's own conv + batch_norm, in float64 and float32."""
 import pytest
 import torch
 import torch.nn.functional as F

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import repghost_mini as r
-from repghost_mini.modules import REPARAM_BRANCHES
+from repghost_mini.core.modules import REPARAM_BRANCHES
 
 ALL_BRANCH_SETS = [c for n in range(4) for c in itertools.combinations(REPARAM_BRANCHES, n)]
 

@@ -1,9 +1,9 @@
-"""repghost_mini.summary: the layer table read from the model reproduces Table 2 of the paper."""
+"""repghost_mini.measure.summary: the layer table read from the model reproduces Table 2 of the paper."""
 import pytest
 from torch import nn
 
 import repghost_mini as r
-from repghost_mini.summary import bottleneck_channels, format_layer_table, layer_table
+from repghost_mini.measure.summary import bottleneck_channels, format_layer_table, layer_table
 
 # Table 2 of the paper: (input side, input channels, operator, #mid, #out, SE, stride); None = "-".
 TABLE2 = [

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import repghost_mini as r
-from repghost_mini.data import DataBundle, InMemoryImages
+from repghost_mini.training.data import DataBundle, InMemoryImages
 
 TINY = dict(model="repghostnet", model_kwargs={"width": 0.1}, batch_size=16, progress=False, lr=0.2, threads=1)
 

@@ -13,20 +13,10 @@ import time
 import warnings
 from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
-import logging
-
 import torch
 from torch import nn
 
-# Importing torch.utils.benchmark logs a "No CUDA runtime is found" warning (with a timestamp) on CPU machines
-# that have a CUDA toolkit installed; it is noise for latency measurement, so it is muted for this import only.
-_cpp_log = logging.getLogger("torch.utils.cpp_extension")
-_cpp_level = _cpp_log.level
-_cpp_log.setLevel(logging.ERROR)
-try:
-    import torch.utils.benchmark as benchmark
-finally:
-    _cpp_log.setLevel(_cpp_level)
+from ..measure.timing import benchmark  # torch.utils.benchmark, imported quietly
 
 __all__ = ["measure_latency", "compare_latency", "compare_onnxruntime_latency", "RUNTIMES", "MODEL_REGISTRY",
            "available_models", "build_named_model", "optimize_for_cpu", "benchmark_models", "paired_ratios",
@@ -82,8 +72,8 @@ RUNTIMES = ("torch", "torch_channels_last", "torch_optimized", "onnxruntime")
 
 def _ours(factory_name: str, fused: bool) -> Callable[[], nn.Module]:
     def build() -> nn.Module:
-        from . import networks
-        from .reparam import randomize_bn_stats_, reparameterize
+        from ..core import networks
+        from ..core.reparam import randomize_bn_stats_, reparameterize
         torch.manual_seed(0)
         model = getattr(networks, factory_name)().eval()
         if fused:  # non-trivial BN statistics, so the fused weights are not a near-identity special case
@@ -111,7 +101,7 @@ def _timm(timm_name: str, reparam: bool) -> Callable[[], nn.Module]:
 
 
 def _registry() -> Dict[str, Callable[[], nn.Module]]:
-    from .networks import TABLE3_WIDTHS
+    from ..core.networks import TABLE3_WIDTHS
     reg: Dict[str, Callable[[], nn.Module]] = {}
     for width in (0.5, 1.0, 1.3):
         name = f"ghostnet_{round(width * 100):03d}"

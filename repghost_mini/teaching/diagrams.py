@@ -12,7 +12,7 @@ from typing import List, Optional, Tuple, Union
 
 from torch import nn
 
-from .modules import (MODULE_VARIANTS, GhostAddModule, GhostModule, RepGhostInferenceModule, RepGhostModule,
+from ..core.modules import (MODULE_VARIANTS, GhostAddModule, GhostModule, RepGhostInferenceModule, RepGhostModule,
                       build_module)
 
 __all__ = ["ModuleStructure", "module_structure", "draw_module", "draw_memory_layout", "memory_order",

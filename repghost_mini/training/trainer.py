@@ -35,10 +35,10 @@ from torch import Tensor, nn
 from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from . import networks
+from ..core import networks
 from .checkpoints import save_atomic
 from .data import DataBundle, load_dataset, make_loaders
-from .reparam import reparameterize
+from ..core.reparam import reparameterize
 
 __all__ = ["TrainConfig", "TrainResult", "train", "build_model", "evaluate", "evaluate_reparameterized",
            "load_trained", "train_or_load", "plot_history", "select_device", "CHECKPOINT_NAME", "SHORT_RUN_RECIPE"]
@@ -143,7 +143,7 @@ def select_device(device: str = "auto", local_rank: int = 0) -> torch.device:
 
 
 def build_model(name: str, num_classes: int, small_input: bool = True, dropout: float = 0.2, **kwargs) -> nn.Module:
-    """A model by name: any factory of :mod:`repghost_mini.networks` (``repghostnet_050``, ``ghostnet_050``, ...)
+    """A model by name: any factory of :mod:`repghost_mini.core.networks` (``repghostnet_050``, ``ghostnet_050``, ...)
     or ``"timm:<name>"`` for a timm model (e.g. ``"timm:repghostnet_050"``, stock, for comparisons)."""
     if name.startswith("timm:"):
         try:

@@ -42,9 +42,9 @@ def fusion_check(channels: int = 16, size: int = 14, seed: int = 0) -> List[Dict
     float64, so the difference is pure rounding (about $10^{-15}$). Returns one row per module with
     ``max_abs_diff``, parameter counts before/after and whether a BatchNorm is left after fusion.
     """
-    from .modules import LateReLUModule, RepGhostInferenceModule, RepGhostModule
-    from .reparam import count_batchnorms, randomize_bn_stats_
-    from .counting import count_params
+    from ..core.modules import LateReLUModule, RepGhostInferenceModule, RepGhostModule
+    from ..core.reparam import count_batchnorms, randomize_bn_stats_
+    from ..measure.counting import count_params
 
     variants = [("c", "LateReLUModule", LateReLUModule(channels, channels))]
     for branches in (("bn",), ("identity",), ("dconv1x1",), ("identity", "bn", "dconv1x1"), ()):
@@ -67,8 +67,8 @@ def fusion_check(channels: int = 16, size: int = 14, seed: int = 0) -> List[Dict
 
 def table3_rows(widths: Sequence[float]) -> List[Dict[str, Any]]:
     """Parameters (M) and MACs (M, 224x224) of RepGhostNet at ``widths`` next to ``PAPER_TABLE3``."""
-    from .counting import PAPER_TABLE3, count_macs, count_params
-    from .networks import repghostnet
+    from ..measure.counting import PAPER_TABLE3, count_macs, count_params
+    from ..core.networks import repghostnet
 
     rows = []
     for w in widths:
@@ -91,7 +91,7 @@ def tour_dataset(data: Optional[PathLike] = None, download: bool = True, log: Ca
     (:func:`repghost_mini.data.load_dataset`); full CIFAR-10 is downloaded into ``./data`` (or ``data``) when it
     is not found and ``download`` is true. When nothing is found the error lists every place looked at.
     """
-    from .data import load_dataset
+    from ..training.data import load_dataset
 
     try:
         return "cifar10-subset", load_dataset("cifar10-subset", data, download=False)
@@ -169,12 +169,12 @@ def run_tour(data: Optional[PathLike] = None, out_dir: PathLike = "runs", quick:
     ``quick`` shrinks every budget (about one minute on 2 CPU cores instead of about four): shorter timing
     runs, 3 widths for Table 3 instead of 8, ``train_seconds`` 20 instead of 120 and a quarter of the test set.
     """
-    from .bench import compare_latency
-    from .concat_cost import ghostnet_concat_shapes, time_concat_vs_add
-    from .networks import TABLE3_WIDTHS
-    from .reparam import count_batchnorms, reparameterize
-    from .counting import count_macs, count_params
-    from .train import SHORT_RUN_RECIPE, TrainConfig, plot_history, train
+    from ..deploy.latency import compare_latency
+    from ..measure.concat_cost import ghostnet_concat_shapes, time_concat_vs_add
+    from ..core.networks import TABLE3_WIDTHS
+    from ..core.reparam import count_batchnorms, reparameterize
+    from ..measure.counting import count_macs, count_params
+    from ..training.trainer import SHORT_RUN_RECIPE, TrainConfig, plot_history, train
 
     if train_seconds is not None and not train_seconds > 0:
         raise ValueError(f"train_seconds must be positive, got {train_seconds!r}.")
@@ -268,7 +268,7 @@ def run_tour(data: Optional[PathLike] = None, out_dir: PathLike = "runs", quick:
     latency = {"32x32": compare_latency({"training form": trained_cpu, "fused": fused}, (1, 3, 32, 32),
                                         rounds=3 if quick else 5, min_run_time=0.1 if quick else 0.3)}
     if not quick:
-        from .networks import repghostnet
+        from ..core.networks import repghostnet
         big = repghostnet(1.0).eval()
         latency["224x224 (RepGhostNet 1.0x)"] = compare_latency(
             {"training form": big, "fused": reparameterize(big)}, (1, 3, 224, 224), rounds=5, min_run_time=0.3)

@@ -14,7 +14,7 @@ from typing import List, Optional, Tuple, Union
 import torch
 from torch import nn
 
-from .bottlenecks import GhostBottleneck, RepGhostBottleneck
+from ..core.bottlenecks import GhostBottleneck, RepGhostBottleneck
 
 __all__ = ["LayerRow", "layer_table", "format_layer_table", "BottleneckChannels", "bottleneck_channels"]
 

@@ -18,7 +18,7 @@ from typing import Any, Dict, Mapping, Union
 import torch
 from torch import nn
 
-from .reparam import count_batchnorms, reparameterize
+from ..core.reparam import count_batchnorms, reparameterize
 
 __all__ = ["read_state_dict", "load_checkpoint", "save_atomic"]
 

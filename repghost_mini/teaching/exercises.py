@@ -27,10 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .counting import count_params
-from .fusion import fold_bn, identity_kernel, pad_kernel
-from .modules import RepGhostModule
-from .reparam import randomize_bn_stats_
+from ..measure.counting import count_params
+from ..core.fusion import fold_bn, identity_kernel, pad_kernel
+from ..core.modules import RepGhostModule
+from ..core.reparam import randomize_bn_stats_
 
 __all__ = ["compare", "check_fold_bn", "check_identity_kernel", "check_pad_kernel",
            "check_repghost_module_params", "check_answer"]

@@ -23,8 +23,8 @@ import torch
 from torch import Tensor, nn
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from .bench import benchmark  # torch.utils.benchmark, imported once (quietly) in bench.py
-from .modules import GhostAddModule, GhostModule
+from .timing import benchmark  # torch.utils.benchmark, imported once (quietly) in timing.py
+from ..core.modules import GhostAddModule, GhostModule
 
 __all__ = [
     "ghostnet_concat_shapes",
@@ -53,7 +53,7 @@ def ghostnet_concat_shapes(model: Optional[nn.Module] = None,
     functions replace it by their own ``batch_size`` (``(batch_size, *shape[1:])``), so collect at batch 1.
     """
     if model is None:
-        from .networks import ghostnet
+        from ..core.networks import ghostnet
         model = ghostnet(1.0)
     ghost_modules = [m for m in model.modules() if isinstance(m, GhostModule)]
     if not ghost_modules:
