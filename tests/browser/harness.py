@@ -26,8 +26,6 @@ import psutil
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 IMAGE_MIMES = ("image/png", "image/jpeg", "image/svg+xml")
-# Notebooks whose training must show tqdm's live widget bar in JupyterLab, whatever the committed copy holds.
-WIDGET_BAR_NOTEBOOKS = ("05_",)
 USER_SETTINGS = {  # every cell stays in the DOM; no news or update toasts
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
@@ -60,7 +58,8 @@ def copy_stripped(notebooks: list[Path], dest: Path) -> list[Path]:
 
 @dataclass
 class Expected:
-    """What the committed notebook shows: its figures, its `RESULT` labels, whether it drew widgets."""
+    """What the committed notebook shows: its figures, its `RESULT` labels, whether it drew widgets (a committed
+    widget output, e.g. tqdm's bar in training, means the live page must draw a progress bar widget too)."""
     figures: int
     result_labels: list[str]
     widget_bar: bool
@@ -76,7 +75,6 @@ def committed_expectations(path: Path) -> Expected:
             widgets |= WIDGET_MIME in data
             text = "".join(out.get("text", "")) + "".join(data.get("text/plain", ""))
             labels += [line.split(":")[0].strip() for line in text.splitlines() if line.startswith("RESULT ")]
-    widgets |= Path(path).name.startswith(WIDGET_BAR_NOTEBOOKS)
     return Expected(figures, labels, widgets)
 
 
