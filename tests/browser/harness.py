@@ -268,9 +268,10 @@ _PAGE_JS = """() => {  // what the page shows
   const text = outs.filter(o => o.dataset.mimeType !== 'application/vnd.jupyter.stderr').map(o => o.innerText);
   const results = outs.filter(o => o.checkVisibility() && o.getBoundingClientRect().height > 0)
     .flatMap(o => o.innerText.split('\\n')).filter(l => l.startsWith('RESULT '));
-  const scroller = document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer');
+  const cells = document.querySelectorAll('.jp-NotebookPanel .jp-Cell');  // scrollHeight has scroll-past-end padding
+  const last = cells[cells.length - 1];
   return {stderr, figures: images.length, text: text.join('\\n'), results,
-          height: scroller ? scroller.scrollHeight : document.body.scrollHeight};
+          height: last ? last.offsetTop + last.offsetHeight : document.body.scrollHeight};
 }"""
 
 
@@ -320,6 +321,7 @@ def _full_page_screenshot(page, path: Path, notebook_height: int) -> Path:
     """The notebook scrolls inside JupyterLab, so grow the viewport to the notebook's height before the shot."""
     width = page.viewport_size["width"]
     page.set_viewport_size({"width": width, "height": min(max(notebook_height + 200, 800), 16000)})
+    page.evaluate("() => document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer').scrollTo(0, 0)")
     page.wait_for_timeout(500)
     page.screenshot(path=str(path), full_page=True)
     return path
