@@ -291,7 +291,7 @@ def run_in_browser(page, lab: JupyterLab, notebook: str, workspace: str, out_dir
                    timeout: float = 900.0, poll: float = 0.5) -> PageReport:
     """Open `notebook` (relative to the server root) in `workspace`, Run All Cells, wait, report what is shown."""
     report, t0 = PageReport(notebook), time.monotonic()
-    page.goto(lab.lab_url(notebook, workspace))
+    page.goto(lab.lab_url(notebook, workspace), timeout=180_000)  # a loaded machine serves JupyterLab slowly
     page.wait_for_function(_OPEN_JS, arg=notebook, timeout=180_000, polling=500)
     page.evaluate(_RUN_JS)
     live_shot = out_dir / f"{Path(notebook).stem}-live.png"
