@@ -77,7 +77,8 @@ def _cmd_tour(args: argparse.Namespace) -> int:
 
     _set_threads(args.threads)
     report = run_tour(data=args.data, out_dir=args.out, quick=args.quick, train_seconds=args.train_seconds,
-                      model=args.model, seed=args.seed, device=args.device, download=not args.no_download)
+                      model=args.model, seed=args.seed, device=args.device, download=not args.no_download,
+                      threads=args.threads)
     print(f"report: {report}")
     return 0
 
@@ -279,13 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
     tour.add_argument("--data", help="folder (or .npz) holding CIFAR-10; default: $REPGHOST_MINI_DATA, then ./data, "
                                      "else download into ./data")
     tour.add_argument("--out", default="runs", help="parent folder of the run folder (default: runs)")
-    tour.add_argument("--quick", action="store_true", help="smaller budgets everywhere (about 1 minute)")
+    tour.add_argument("--quick", action="store_true", help="smaller budgets everywhere (about 2 minutes)")
     tour.add_argument("--train-seconds", type=_positive_float, help="training budget in seconds "
                                                                     "(default 120, --quick 20)")
     tour.add_argument("--model", default="repghostnet_050", help="model to train (default repghostnet_050)")
     tour.add_argument("--seed", type=int, default=0)
     tour.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    tour.add_argument("--threads", type=_positive_int, help="CPU threads for torch")
+    tour.add_argument("--threads", type=_positive_int, help="CPU threads for torch (default: all, or 1 when a probe "
+                      "shows the cores are busy with other work)")
     tour.add_argument("--no-download", action="store_true", help="never download; fail if no data is found")
     tour.set_defaults(func=_cmd_tour)
 

@@ -155,9 +155,10 @@ def test_quick_tour_writes_a_report(tmp_path, capsys):
     report = Path(out.strip().splitlines()[-1].removeprefix("report: "))
     assert report.is_file() and report.parent.parent == tmp_path
     text = report.read_text()
-    for heading in ("Concatenation is not free", "fuse exactly into module e", "Table 3", "Training",
-                    "Re-parameterization", "Latency"):
+    for heading in ("## 1. Concatenation vs add", "fused into module e", "Table 3", "## 4. Training",
+                    "## 5. Re-parameterization", "## 6. Latency"):
         assert heading in text
+    assert re.search(r"^RESULT tour test top-1: \d+\.\d%$", out, re.MULTILINE)
     for figure in re.findall(r"!\[[^]]*\]\(([^)]+)\)", text):
         assert (report.parent / figure).is_file()
     results = json.loads((report.parent / "tour.json").read_text())

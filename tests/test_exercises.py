@@ -5,7 +5,8 @@ import torch.nn.functional as F
 
 import repghost_mini as r
 from repghost_mini.teaching.exercises import (check_answer, check_fold_bn, check_identity_kernel, check_pad_kernel,
-                                     check_repghost_module_params, compare)
+                                     check_repghost_module_params, compare, check_choice,
+                                     check_fuse_module_d)
 
 
 def _scale(bn, eps):
@@ -31,8 +32,9 @@ def test_module_params_checker_accepts_correct_formula(capsys):
         # 1x1 conv, BN (gamma, beta), depthwise kxk, its BN, fusion BN
         return cin * cout + 2 * cout + cout * k * k + 2 * cout + 2 * cout
     assert check_repghost_module_params(params)
-    with pytest.raises(AssertionError, match=r"expected 248 parameters, got 128 \(off by -120\).*fusion_bn"):
+    with pytest.raises(AssertionError, match=r"your answer 128 is too small\..*fusion_bn") as err:
         check_repghost_module_params(lambda cin, cout, k, fused: cin * cout)
+    assert "248" not in str(err.value)  # the expected count is never printed
 
 
 def test_stubs_are_reported_as_not_attempted(capsys):
@@ -146,5 +148,54 @@ def test_compare_prints_one_line_and_returns_allclose(capsys):
 def test_check_answer():
     assert check_answer("Q", 100, 100)
     assert check_answer("Q", 100.5, 100, rel_tol=0.01)
-    with pytest.raises(AssertionError, match="Q: expected 100, got 90"):
+    with pytest.raises(AssertionError, match="Q: not yet -- your answer 90 is slightly too small") as err:
         check_answer("Q", 90, 100)
+    assert "100" not in str(err.value)
+
+
+@pytest.mark.parametrize("got, expected, words", [
+    (648 * 4, 648, "4x too large: a float32 number is 4 bytes"),
+    (81, 648, "8x too small"),
+    (-3.0, 3.0, "wrong sign"),
+    (1e9, 3.0, "far too large"),
+    (640, 648, "slightly too small"),
+])
+def test_check_answer_hints_without_the_expected_value(got, expected, words):
+    with pytest.raises(AssertionError) as err:
+        check_answer("Q", got, expected)
+    message = str(err.value)
+    assert words in message
+    assert f"{expected:g}" not in message.replace(f"{got:.6g}", "")
+
+
+def test_check_choice_names_why_an_option_fails(capsys):
+    why = {"a": "a BN after a 1x1 dconv undoes its scale.", "c": "identity has no learned scale."}
+    assert not check_choice("Q", None, "b", why)
+    assert check_choice("Q", " B ", "b", why)
+    with pytest.raises(AssertionError, match=r"Q: not \(a\) -- a BN after a 1x1 dconv undoes its scale\.") as err:
+        check_choice("Q", "a", "b", why)
+    assert "(b)" not in str(err.value)
+    with pytest.raises(AssertionError, match="one of the letters a, b, c"):
+        check_choice("Q", "z", "b", why)
+
+
+def test_fuse_module_d_capstone_checker():
+    assert check_fuse_module_d(lambda m: m.equivalent_kernel_bias())
+
+    def dconv_only(m):
+        return r.fold_bn(m.cheap_operation[0].weight, None, m.cheap_operation[1])
+    with pytest.raises(AssertionError, match=r"Hint: only the dconv \+ BN branch"):
+        check_fuse_module_d(dconv_only)
+
+    def bias_sign_flipped(m):
+        k, b = dconv_only(m)
+        bn = m.fusion_bn[0]
+        s = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        return k + r.identity_kernel(m.out_channels, m.dw_size, dtype=k.dtype) * s.reshape(-1, 1, 1, 1), \
+            b + bn.bias + s * bn.running_mean
+    with pytest.raises(AssertionError, match="Hint: the BN branch's bias has the wrong sign"):
+        check_fuse_module_d(bias_sign_flipped)
+
+    def stub(m):
+        raise NotImplementedError
+    assert not check_fuse_module_d(stub)

@@ -8,15 +8,22 @@ add reads both operands as single contiguous blocks.
 
 * :func:`ghostnet_concat_shapes` collects the shapes $(x_1, x_2)$ of the 32 concatenations in a GhostNet 1.0x
   forward pass with forward hooks (no hand-typed shapes).
-* :func:`time_concat_vs_add` is Table 1: the accumulated time of all these ``torch.cat`` calls against element-wise
-  adds of two tensors with the concatenated output's shape ("operate on tensors with exactly the same shape").
-* :func:`operator_time_shares` is Fig. 2: the share of each operator in a whole forward pass, from
-  ``torch.profiler``; :func:`replace_concat_with_add` makes the GhostNet whose concatenations are adds.
+* :func:`time_concat_vs_add` is Table 1, in both readings of "add": the accumulated time of all these
+  ``torch.cat`` calls against ``add(x1, x2)`` on the concatenation's own operands (Sec. 3.3's add of the two
+  halves) and against adds of two tensors of the concatenated output's shape; :data:`BYTES_MODEL` gives what a
+  bandwidth-bound machine would predict for each reading (cat/add = 4/3 and 2/3).
+* :func:`operator_times` is Fig. 2: the absolute time of each operator in a whole forward pass, from
+  ``torch.profiler`` (:func:`operator_time_shares`: the same as shares); :func:`replace_concat_with_add` makes
+  the GhostNet whose concatenations are adds.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+import os
+import sys
+import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -32,10 +39,19 @@ __all__ = [
     "replace_concat_with_add",
     "ReuseByAddModule",
     "operator_time_shares",
+    "operator_times",
     "REUSE_ADD_LABEL",
+    "BYTES_MODEL",
 ]
 
 Shape = Tuple[int, ...]
+
+#: Elements moved (read + written) per element $S$ of the concatenated output, for each statement timed by
+#: :func:`time_concat_vs_add`. cat reads $x_1, x_2$ ($S$) and writes $S$; ``add(x1, x2)`` reads the two halves
+#: ($S$) and writes one half ($S/2$); an add of two output-shaped tensors reads $2S$ and writes $S$. A purely
+#: bandwidth-bound machine would give cat/add = 2 / 1.5 = 4/3 for the operands reading and 2 / 3 for the
+#: output-shape reading.
+BYTES_MODEL: Dict[str, float] = {"cat": 2.0, "add_operands": 1.5, "add_output": 3.0}
 
 #: Profiler range name around the feature-reuse add of :class:`ReuseByAddModule` (so it is not mixed up with
 #: the shortcut adds of the bottlenecks in :func:`operator_time_shares`).
@@ -96,7 +112,8 @@ def _with_batch(shape: Shape, batch_size: int) -> Shape:
 
 def _make_operands(pairs: Sequence[Tuple[Shape, Shape]], batch_size: int, channels_last: bool,
                    device: Union[str, torch.device], dtype: torch.dtype):
-    """Random operands: cat inputs (N, C1, H, W), (N, C2, H, W); add inputs both (N, C1 + C2, H, W)."""
+    """Random operands: cat inputs (N, C1, H, W), (N, C2, H, W) (also the operands of ``add(x1, x2)``); the
+    output-shape add's inputs both (N, C1 + C2, H, W)."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     gen = torch.Generator().manual_seed(0)
 
@@ -105,9 +122,9 @@ def _make_operands(pairs: Sequence[Tuple[Shape, Shape]], batch_size: int, channe
 
     cat_inputs, add_inputs = [], []
     for s1, s2 in pairs:
-        if len(s1) != 4 or len(s2) != 4 or s1[0] != s2[0] or s1[2:] != s2[2:]:
+        if len(s1) != 4 or len(s2) != 4 or s1[0] != s2[0] or s1[2:] != s2[2:] or s1[1] != s2[1]:
             raise ValueError(f"cannot concatenate shapes {s1} and {s2} along channels: both must be (N, C, H, W) "
-                             "with equal N, H and W.")
+                             "with equal N, C, H and W (s = 2: as many ghost as intrinsic maps).")
         a, b = _with_batch(s1, batch_size), _with_batch(s2, batch_size)
         out = (batch_size, s1[1] + s2[1], *s1[2:])
         cat_inputs.append((rand(a), rand(b)))
@@ -119,18 +136,23 @@ def time_concat_vs_add(pairs: Sequence[Tuple[Shape, Shape]], batch_size: int = 1
                        min_run_time: float = 0.2, rounds: int = 5, threads: Optional[int] = None,
                        device: Union[str, torch.device] = "cpu",
                        dtype: torch.dtype = torch.float32) -> Dict[str, float]:
-    r"""Accumulated time in ms of all ``pairs``' concatenations vs. element-wise adds (Table 1, Sec. 3.1).
+    r"""Accumulated time in ms of all ``pairs``' concatenations vs. element-wise adds (Table 1, Sec. 3.1), in
+    both readings of the paper's add.
 
-    For each pair ``(shape_x1, shape_x2)`` (e.g. from :func:`ghostnet_concat_shapes`) the batch dimension is
-    replaced by ``batch_size``. ``cat`` times ``torch.cat([x1, x2], dim=1)`` for every pair in one statement;
-    ``add`` times ``u + v`` for every pair with ``u``, ``v`` both of the concatenated output's shape
-    $(N, C_1 + C_2, H, W)$, so both operators produce the same tensor shape. ``channels_last=True`` stores all
-    operands in NHWC. Both statements are timed with ``torch.utils.benchmark`` in ``rounds`` interleaved rounds
-    (cat, add, cat, add, ...) of ``min_run_time / rounds`` seconds each, so machine drift hits both alike; the
-    result is the median over all runs: ``{"cat": ms, "add": ms}``. ``threads`` (default: torch's current setting)
-    is the number of CPU threads during timing; the paper timed single-threaded (MNN, Sec. 4), and ``threads=1`` is
-    also much steadier on a shared machine. ``device``/``dtype`` place the operands (``torch.utils.benchmark``
-    synchronizes CUDA).
+    For each pair ``(shape_x1, shape_x2)`` (e.g. from :func:`ghostnet_concat_shapes`; $C_1 = C_2$) the batch
+    dimension is replaced by ``batch_size``. Three statements are timed, each over all pairs:
+
+    * ``"cat"``: ``torch.cat([x1, x2], dim=1)``;
+    * ``"add_operands"``: ``torch.add(x1, x2)`` on the same operands (the literal reading, and Sec. 3.3's
+      "add" of the two halves);
+    * ``"add_output"``: ``torch.add(u, v)`` with ``u``, ``v`` of the concatenated output's shape
+      $(N, C_1 + C_2, H, W)$, so both operators produce a tensor of the same shape.
+
+    :data:`BYTES_MODEL` gives the bandwidth-bound prediction of each. ``channels_last=True`` stores all operands
+    in NHWC. The statements are timed with ``torch.utils.benchmark`` in ``rounds`` interleaved rounds of
+    ``min_run_time / rounds`` seconds each, so machine drift hits all alike; each result is the median over all
+    runs. ``threads`` (default: torch's current setting) is the number of CPU threads during timing; the paper
+    timed single-threaded (MNN, Sec. 4). ``device``/``dtype`` place the operands.
     """
     if not pairs:
         raise ValueError("pairs is empty: pass the shapes from ghostnet_concat_shapes().")
@@ -141,7 +163,8 @@ def time_concat_vs_add(pairs: Sequence[Tuple[Shape, Shape]], batch_size: int = 1
     cat_inputs, add_inputs = _make_operands(pairs, batch_size, channels_last, device, dtype)
     stmts = {
         "cat": "for a, b in cat_inputs: torch.cat((a, b), dim=1)",
-        "add": "for a, b in add_inputs: torch.add(a, b)",
+        "add_operands": "for a, b in cat_inputs: torch.add(a, b)",
+        "add_output": "for a, b in add_inputs: torch.add(a, b)",
     }
     env = {"torch": torch, "cat_inputs": cat_inputs, "add_inputs": add_inputs}
     num_threads = threads or torch.get_num_threads()
@@ -217,19 +240,43 @@ def _operator_name(event) -> str:
     return name
 
 
-def operator_time_shares(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224), repeats: int = 5,
-                         channels_last: bool = False, threads: Optional[int] = None,
-                         min_share: float = 0.0) -> Dict[str, float]:
-    r"""Share of the whole forward pass's CPU time spent in each operator (Fig. 2), from ``torch.profiler``.
+#: Lines the profiler's native library (kineto) prints to the process's stderr on every session, whatever the
+#: Python-side settings: start/stop markers and, on a machine without a GPU, a failed GPU query.
+_PROFILER_NOISE = ("profiler_start", "profiler_stop", "Completed Stage", "gpuGetDeviceCount failed")
 
-    Runs one warm-up forward, then profiles ``repeats`` eval-mode forward passes of a random input of
-    ``input_size`` (``channels_last`` for NHWC), one profiler session each, and attributes each top-level
-    operator's total time (children included, e.g. ``conv2d`` contains the oneDNN kernel call) to its readable
-    name: ``conv`` (dense), ``dwconv`` (depthwise), ``batch_norm``, ``relu``, ``cat``, ``add``, ``slice``,
-    :data:`REUSE_ADD_LABEL`, ... Each operator's time is the median over the repeats (robust to a busy neighbour
-    on a shared machine). Returns ``{name: share}`` with shares summing to 1, largest first; names below
-    ``min_share`` are summed into ``"other"``. ``threads`` sets ``torch.set_num_threads`` for the measurement
-    (restored afterwards).
+
+@contextlib.contextmanager
+def _quiet_profiler_stderr():
+    """Drop the profiler library's own log lines (:data:`_PROFILER_NOISE`), which it writes to file descriptor 2
+    from C++, so Python cannot filter them; every other line written meanwhile is passed on to ``sys.stderr``."""
+    fd = 2  # the C-level stderr the native library writes to (sys.stderr may be a Jupyter or pytest stream)
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), fd)
+        try:
+            yield
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            sink.seek(0)
+            kept = [line for line in sink.read().decode(errors="replace").splitlines()
+                    if line.strip() and not any(noise in line for noise in _PROFILER_NOISE)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr)
+
+
+def operator_times(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224), repeats: int = 5,
+                   channels_last: bool = False, threads: Optional[int] = None) -> Dict[str, float]:
+    r"""Time in ms of each operator in one whole eval-mode forward pass (Fig. 2), from ``torch.profiler``.
+
+    Runs one warm-up forward, then profiles ``repeats`` forward passes of a random input of ``input_size``
+    (``channels_last`` for NHWC), one profiler session each, and attributes each top-level operator's total time
+    (children included, e.g. ``conv2d`` contains the oneDNN kernel call) to its readable name: ``conv`` (dense),
+    ``dwconv`` (depthwise), ``batch_norm``, ``relu``, ``cat``, ``add``, ``slice``, :data:`REUSE_ADD_LABEL`, ...
+    Each operator's time is the median over the repeats (robust to a busy neighbour on a shared machine).
+    Returns ``{name: ms}``, largest first. ``threads`` sets ``torch.set_num_threads`` for the measurement
+    (restored afterwards). The profiler's native start/stop log lines are dropped at the source.
     """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats!r}.")
@@ -247,7 +294,7 @@ def operator_time_shares(model: nn.Module, input_size: Sequence[int] = (1, 3, 22
         model.eval()
         if threads:
             torch.set_num_threads(threads)
-        with torch.inference_mode():
+        with torch.inference_mode(), _quiet_profiler_stderr():
             model(x)  # warm-up
             for _ in range(repeats):
                 with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
@@ -258,17 +305,28 @@ def operator_time_shares(model: nn.Module, input_size: Sequence[int] = (1, 3, 22
                 for event in prof.events():
                     if event.cpu_parent is None and event.device_type.name == "CPU":
                         name = _operator_name(event)
-                        totals[name] = totals.get(name, 0.0) + event.cpu_time_total
+                        totals[name] = totals.get(name, 0.0) + event.cpu_time_total / 1e3
                 runs.append(totals)
     finally:
         model.train(was_training)
         torch.set_num_threads(old_threads)
     names = {name for totals in runs for name in totals}
     medians = {name: float(torch.tensor([t.get(name, 0.0) for t in runs]).median()) for name in names}
-    total = sum(medians.values())
-    if total <= 0 or not math.isfinite(total):
+    if sum(medians.values()) <= 0 or not math.isfinite(sum(medians.values())):
         raise RuntimeError("the profiler recorded no CPU time; check that the model runs on this machine.")
-    shares = {name: t / total for name, t in medians.items() if t > 0}
+    return dict(sorted(((n, t) for n, t in medians.items() if t > 0), key=lambda kv: -kv[1]))
+
+
+def operator_time_shares(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224), repeats: int = 5,
+                         channels_last: bool = False, threads: Optional[int] = None,
+                         min_share: float = 0.0) -> Dict[str, float]:
+    r"""Share of the whole forward pass's CPU time spent in each operator (Fig. 2): :func:`operator_times`
+    divided by their sum. Returns ``{name: share}`` with shares summing to 1, largest first; names below
+    ``min_share`` are summed into ``"other"``.
+    """
+    times = operator_times(model, input_size, repeats, channels_last, threads)
+    total = sum(times.values())
+    shares = {name: t / total for name, t in times.items()}
     kept = {name: s for name, s in shares.items() if s >= min_share}
     other = sum(s for name, s in shares.items() if s < min_share)
     if other > 0:

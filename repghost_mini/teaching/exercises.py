@@ -21,6 +21,7 @@ $k\times k$ depthwise kernel and a bias, then the branches are added (Eq. 2).
 """
 from __future__ import annotations
 
+import copy
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
@@ -33,7 +34,8 @@ from ..core.modules import RepGhostModule
 from ..core.reparam import randomize_bn_stats_
 
 __all__ = ["compare", "check_fold_bn", "check_identity_kernel", "check_pad_kernel",
-           "check_repghost_module_params", "check_answer"]
+           "check_repghost_module_params", "check_answer", "numeric_hint",
+           "check_fuse_module_d", "check_choice"]
 
 #: Tolerances used by the checkers (and by :func:`compare` by default), per dtype: (rtol, atol).
 TOLERANCES = {torch.float64: (1e-10, 1e-12), torch.float32: (1e-5, 1e-6), torch.float16: (1e-3, 1e-4),
@@ -337,17 +339,50 @@ def check_repghost_module_params(fn: Callable) -> bool:
             if isinstance(got, bool) or not isinstance(got, int) and not (isinstance(got, Tensor) and got.numel() == 1):
                 raise AssertionError(f"{name} [{label}]: should return an int, got {type(got).__name__}.")
             if int(got) != expected:
-                parts = ", ".join(f"{n} {tuple(p.shape)}={p.numel()}" for n, p in module.named_parameters())
-                raise AssertionError(f"{name} [{label}]: expected {expected} parameters, got {int(got)} "
-                                     f"(off by {int(got) - expected:+d}). The module's parameters: {parts}.")
+                parts = ", ".join(n for n, _ in module.named_parameters())
+                raise AssertionError(f"{name} [{label}]: {numeric_hint(int(got), expected)} Count every "
+                                     f"parameter tensor of the module: {parts}.")
         return label, run
 
     cases = [case(c, o, k, f) for c, o, k in ((16, 8, 3), (24, 36, 3), (40, 120, 5)) for f in (False, True)]
     return _run(name, cases)
 
 
+#: Factors a wrong answer is often off by, with what they usually mean (checked in this order).
+_FACTOR_HINTS = ((4.0, "a float32 number is 4 bytes: did you mix up elements and bytes?"),
+                 (8.0, "a byte is 8 bits: did you mix up bits and bytes?"),
+                 (1024.0, "1 KiB = 1024 bytes, 1 MiB = 1024^2 bytes: check the unit."),
+                 (1000.0, "check the unit (k, M, G are factors of 1000)."),
+                 (1e6, "check the unit (k, M, G are factors of 1000)."),
+                 (100.0, "a percentage is 100 x a fraction: check which one is asked for."),
+                 (2.0, "did you count both operands / both halves, or one too many?"),
+                 (3.0, "check how many tensors are read and written."),
+                 (1.5, "check how many tensors are read and written."))
+
+
+def numeric_hint(got: float, expected: float) -> str:
+    """One sentence about how ``got`` differs from ``expected`` without revealing ``expected``: the sign, a
+    common factor (units, bytes per float, both operands) or just "too large" / "too small"."""
+    if expected == 0:
+        return f"your answer {got:.6g} should be zero."
+    if got == 0:
+        return "your answer is 0, but the right one is not."
+    if (got > 0) != (expected > 0):
+        return f"your answer {got:.6g} has the wrong sign."
+    ratio = got / expected
+    for factor, why in _FACTOR_HINTS:
+        for r, word in ((factor, "large"), (1 / factor, "small")):
+            if abs(ratio / r - 1) < 0.01:
+                return f"your answer {got:.6g} is about {factor:g}x too {word}: {why}"
+    size = "large" if ratio > 1 else "small"
+    how = "slightly " if abs(ratio - 1) < 0.1 else ("far " if max(ratio, 1 / ratio) > 10 else "")
+    return f"your answer {got:.6g} is {how}too {size}."
+
+
 def check_answer(question: str, got, expected, rel_tol: float = 0.0) -> bool:
-    """Check a numeric answer: ``None`` -> "not attempted yet" (returns False); wrong -> AssertionError.
+    """Check a numeric answer: ``None`` -> "not attempted yet" (returns False); right -> prints "correct" and
+    returns True; wrong -> AssertionError with a hint from :func:`numeric_hint` (too large / too small, off by a
+    common factor such as 4 bytes per float32), never the expected value itself.
 
     ``rel_tol`` allows a relative error (e.g. 0.01 for "to 1%"); 0 means the answer must be equal.
     """
@@ -356,10 +391,123 @@ def check_answer(question: str, got, expected, rel_tol: float = 0.0) -> bool:
         return False
     if isinstance(got, Tensor):
         got = got.item()
-    if not isinstance(got, (int, float)):
+    if isinstance(got, bool) or not isinstance(got, (int, float)):
         raise AssertionError(f"{question}: the answer should be a number, got {type(got).__name__}.")
     if abs(got - expected) > rel_tol * abs(expected):
-        raise AssertionError(f"{question}: expected {expected:.6g}, got {got:.6g}"
-                             + (f" (allowed relative error {rel_tol:g})." if rel_tol else "."))
+        tol = f" (answers within {100 * rel_tol:g}% count as right)" if rel_tol else ""
+        raise AssertionError(f"{question}: not yet -- {numeric_hint(got, expected)}{tol}")
+    print(f"{question}: correct")
+    return True
+
+
+# ------------------------------------------------------------------------------- capstone: fuse module d
+def _fuse_d_hints(module: RepGhostModule) -> List[Tuple[str, Tuple[Tensor, Tensor]]]:
+    """(kernel, bias) of common wrong fusions of module d, each with the sentence that names the mistake."""
+    dw, dw_bn = module.cheap_operation[0], module.cheap_operation[1]
+    C, k = module.out_channels, module.dw_size
+    w = dw.weight.detach()
+    k_dw, b_dw = fold_bn(w, None, dw_bn)
+    hints = [("only the dconv + BN branch is there: add the re-parameterization branches (Eq. 2).", (k_dw, b_dw)),
+             ("the dconv's own BatchNorm is not folded: fold it into the dconv kernel first (fold_bn).",
+              (w, torch.zeros(C, dtype=w.dtype)))]
+    if module.fusion_bn is not None:
+        bn = module.fusion_bn[0]
+        gamma, beta, mean, var = bn.weight.detach(), bn.bias.detach(), bn.running_mean, bn.running_var
+        s = gamma / torch.sqrt(var + bn.eps)
+        one_hot = identity_kernel(C, k, dtype=w.dtype)
+        corner = torch.zeros_like(one_hot)
+        corner[:, 0, 0, 0] = s
+        s_no_eps = gamma / var.sqrt()
+        hints += [
+            ("the BN branch was added as a plain identity: its kernel is the one-hot kernel scaled by "
+             "s = gamma / sqrt(running_var + eps).", (k_dw + one_hot, b_dw + beta - s * mean)),
+            ("the BN branch's kernel is there but its bias beta - s * mean is missing.",
+             (k_dw + one_hot * s.reshape(-1, 1, 1, 1), b_dw)),
+            ("the BN branch's bias has the wrong sign: it is beta - s * mean.",
+             (k_dw + one_hot * s.reshape(-1, 1, 1, 1), b_dw + beta + s * mean)),
+            ("the BN branch's s sits in the corner of the kernel; it must be at the centre.",
+             (k_dw + corner, b_dw + beta - s * mean)),
+            ("you forgot eps in the BN branch: s = gamma / sqrt(running_var + eps).",
+             (k_dw + one_hot * s_no_eps.reshape(-1, 1, 1, 1), b_dw + beta - s_no_eps * mean)),
+        ]
+    return [(h, (kk.detach(), bb.detach())) for h, (kk, bb) in hints]
+
+
+def _module_d_cases():
+    """(label, module d in eval mode with randomized BN statistics) for the capstone checker."""
+    specs = [("module d (branches=('bn',)), 3x3, float64", ("bn",), 3, torch.float64, 0),
+             ("module d, 5x5 depthwise, float64", ("bn",), 5, torch.float64, 1),
+             ("module d, float32", ("bn",), 3, torch.float32, 2),
+             ("all Table 6 branches (identity, bn, dconv1x1), float64", ("identity", "bn", "dconv1x1"), 3,
+              torch.float64, 3)]
+    for label, branches, k, dtype, seed in specs:
+        torch.manual_seed(seed)
+        module = RepGhostModule(6, 8, dw_size=k, branches=branches).to(dtype)
+        randomize_bn_stats_(module, seed)
+        yield label, module.eval()
+
+
+def check_fuse_module_d(fn: Callable) -> bool:
+    r"""Capstone (Sec. 3.2, Eq. 2): check ``fn(module) -> (kernel, bias)``, the learner's fusion of a
+    :class:`RepGhostModule` (module d, eval mode) into the one depthwise conv of module e.
+
+    ``kernel`` must have shape ``(C, 1, k, k)`` and ``bias`` ``(C,)``, with the module's dtype. The checker compares
+    them with the depthwise conv of ``module.fuse()`` (module e), then builds module e from them and compares its
+    output with module d's. Cases: the paper's module d (``branches=("bn",)``) at 3x3 and 5x5, in float64 and
+    float32, and a module with all three Table 6 branches. A wrong result names the mistake when it matches a
+    common one (BN branch missing, added as identity, bias missing or sign flipped, eps forgotten, dconv's BN not
+    folded). Contract as in the module docstring.
+    """
+    name = "fuse_module_d"
+    axes = ("output channel", "input channel")
+
+    def case(label: str, module: RepGhostModule):
+        def run() -> None:
+            before = {key: v.clone() for key, v in module.state_dict().items()}
+            got = _call(fn, name, label, module)
+            if not isinstance(got, (tuple, list)) or len(got) != 2:
+                raise AssertionError(f"{name} [{label}]: should return a pair (kernel, bias), got "
+                                     f"{type(got).__name__}.")
+            if any(not torch.equal(v, module.state_dict()[key]) for key, v in before.items()):
+                raise AssertionError(f"{name} [{label}]: your function changed the module's weights or BN "
+                                     "statistics; fusion must only read them.")
+            fused = module.fuse()
+            exp_k = fused.cheap_operation.weight.detach()
+            exp_b = fused.cheap_operation.bias.detach()
+            hints = _fuse_d_hints(module)
+            _check_tensor(name, label, "the fused kernel", got[0], exp_k, axes,
+                          [(h, kb[0]) for h, kb in hints if not torch.allclose(kb[0], exp_k)])
+            _check_tensor(name, label, "the fused bias", got[1], exp_b, axes[:1],
+                          [(h, kb[1]) for h, kb in hints if not torch.allclose(kb[1], exp_b)])
+            mine = copy.deepcopy(fused)
+            with torch.no_grad():
+                mine.cheap_operation.weight.copy_(got[0])
+                mine.cheap_operation.bias.copy_(got[1])
+            x = torch.randn(2, module.in_channels, 7, 7, generator=torch.Generator().manual_seed(0),
+                            dtype=torch.float64).to(exp_k.dtype)
+            with torch.no_grad():
+                ref, out = module(x), mine(x)
+            r, a = _tolerances(ref.dtype, None, None)
+            if not torch.allclose(out, ref, rtol=10 * r, atol=10 * a):
+                raise AssertionError(f"{name} [{label}]: module e built from your kernel and bias does not match "
+                                     f"module d (max |diff| {(out - ref).abs().max().item():.3g}).")
+        return label, run
+
+    return _run(name, [case(label, m) for label, m in _module_d_cases()])
+
+
+def check_choice(question: str, got: Optional[str], correct: str, why_not: dict) -> bool:
+    """Check a multiple-choice answer (a letter): ``None`` -> "not attempted yet"; right -> "correct";
+    wrong -> AssertionError with the reason that option fails (``why_not[option]``), never the right letter."""
+    if got is None:
+        print(f"{question}: not attempted yet -- replace None with a letter and re-run.")
+        return False
+    options = sorted(set(why_not) | {correct})
+    if not isinstance(got, str) or got.strip().lower() not in options:
+        raise AssertionError(f"{question}: answer with one of the letters {', '.join(options)} (a string), "
+                             f"got {got!r}.")
+    got = got.strip().lower()
+    if got != correct:
+        raise AssertionError(f"{question}: not ({got}) -- {why_not[got]}")
     print(f"{question}: correct")
     return True

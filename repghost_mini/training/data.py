@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 __all__ = [
     "DATASET_NAMES", "NORMALIZATION", "CIFAR10_CLASSES", "DataBundle", "InMemoryImages", "BatchAugment",
     "InMemoryLoader", "load_dataset", "load_npz", "make_loaders", "train_transforms", "eval_transforms",
-    "data_roots", "denormalize", "default_workers",
+    "data_roots", "denormalize", "default_workers", "first_classes", "ClassSlice",
 ]
 
 DATASET_NAMES: Tuple[str, ...] = ("cifar10", "cifar10-subset", "npz", "imagenette", "imagenet-subset",
@@ -554,3 +554,51 @@ def make_loaders(bundle: DataBundle, batch_size: int = 128, augment: bool = True
                         persistent_workers=False)
         loaders.append(_EpochLoader(dl, seed))
     return loaders[0], loaders[1]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# A class slice (e.g. 10 of Tiny-ImageNet-100's classes, so a CPU-minute run learns something worth looking at)
+# ----------------------------------------------------------------------------------------------------------------
+def _labels_of(ds: Dataset) -> List[int]:
+    if isinstance(ds, InMemoryImages):
+        return ds.labels.tolist()
+    if isinstance(ds, Subset):
+        parent = _labels_of(ds.dataset)
+        return [parent[i] for i in ds.indices]
+    labels = getattr(ds, "targets", None)
+    if labels is None:
+        labels = [y for _, y in getattr(ds, "samples", [])]
+    return [int(y) for y in labels]
+
+
+class ClassSlice(Dataset):
+    """The images of ``dataset`` whose label is in ``classes``, relabelled ``0..len(classes) - 1`` in that order;
+    ``targets`` holds the new labels (so per-class code works as with an ImageFolder)."""
+
+    def __init__(self, dataset: Dataset, classes: Sequence[int]) -> None:
+        new_label = {int(c): i for i, c in enumerate(classes)}
+        labels = _labels_of(dataset)
+        self.dataset = dataset
+        self.indices = [i for i, y in enumerate(labels) if y in new_label]
+        self.targets = [new_label[labels[i]] for i in self.indices]
+        self._new_label = new_label
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int):
+        x, y = self.dataset[self.indices[index]]
+        return x, self._new_label[int(y)]
+
+
+def first_classes(bundle: DataBundle, k: int) -> DataBundle:
+    """``bundle`` restricted to its first ``k`` classes, relabelled ``0..k-1`` (e.g. a 10-class slice of
+    Tiny-ImageNet-100: chance level 10% instead of 1%, so a short run can learn something worth looking at)."""
+    if not isinstance(k, int) or not 1 < k <= bundle.num_classes:
+        raise ValueError(f"k must be an integer from 2 to {bundle.num_classes} (the classes of {bundle.name}), "
+                         f"got {k!r}.")
+    if k == bundle.num_classes:
+        return bundle
+    classes = list(range(k))
+    return DataBundle(bundle.name, ClassSlice(bundle.train, classes), ClassSlice(bundle.test, classes), k,
+                      bundle.class_names[:k], bundle.image_size, bundle.mean, bundle.std, bundle.source, False)

@@ -120,13 +120,16 @@ class TrainConfig:
 @dataclass
 class TrainResult:
     """What :func:`train` returns: the model to use (EMA weights if EMA is on; training form, eval mode, CPU),
-    the per-epoch ``history``, the ``final`` evaluation (:func:`evaluate_reparameterized`) and the run folder."""
+    the per-epoch ``history``, the ``final`` evaluation (:func:`evaluate_reparameterized`), the run folder and
+    ``fused``, the re-parameterized model that final evaluation used (CPU; ``None`` off rank 0), so callers never
+    fuse the same weights twice."""
 
     model: nn.Module
     history: List[Dict[str, Any]]
     final: Optional[Dict[str, Any]]
     run_dir: Path
     config: TrainConfig
+    fused: Optional[nn.Module] = None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -225,16 +228,17 @@ def evaluate(model: nn.Module, loader, device: Optional[Union[str, torch.device]
 
 
 def evaluate_reparameterized(model: nn.Module, loader, device: Optional[Union[str, torch.device]] = None,
-                             atol: float = 1e-3) -> Dict[str, Any]:
+                             atol: float = 1e-3, fused_model: Optional[nn.Module] = None) -> Dict[str, Any]:
     """Evaluate the training-form ``model`` and its re-parameterized copy on the same batches (paper Sec. 3.2).
 
     Returns ``{"train_form": {...}, "fused": {...}, "agreement": share of images with the same top-1 class,
     "max_logit_diff": float, "agree": bool}``. ``agree`` holds when every top-1 prediction is the same or the
-    logits match to ``atol`` (a near-tie flipped by float rounding is then not a disagreement).
+    logits match to ``atol`` (a near-tie flipped by float rounding is then not a disagreement). ``fused_model``:
+    the already re-parameterized copy, if the caller has one (otherwise it is made here).
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.to(device).eval()
-    fused = _fuse(model).to(device).eval()
+    fused = (fused_model if fused_model is not None else _fuse(model)).to(device).eval()
     res = _run_eval({"train_form": model, "fused": fused}, loader, device)
     out = {"train_form": res["train_form"], "fused": res["fused"], "agreement": res["agreement"],
            "max_logit_diff": res["max_logit_diff"]}
@@ -545,9 +549,10 @@ def _train(cfg: TrainConfig, bundle: Optional[DataBundle], rank: int, world: int
 
     final_model = copy.deepcopy(ema.module if ema is not None else model).float().to(
         memory_format=torch.contiguous_format).eval()
-    final = None
+    final, final_fused = None, None
     if is_main:
-        final = evaluate_reparameterized(final_model, test_loader, device)
+        final_fused = _fuse(final_model)
+        final = evaluate_reparameterized(final_model, test_loader, device, fused_model=final_fused)
         final_json = {k: ({kk: vv for kk, vv in v.items() if kk != "predictions"} if isinstance(v, dict) else v)
                       for k, v in final.items()}
         final_json.update(epochs_done=epoch, steps=step, train_seconds=elapsed, weights="ema" if ema else "raw",
@@ -559,7 +564,8 @@ def _train(cfg: TrainConfig, bundle: Optional[DataBundle], rank: int, world: int
                        f"same predictions {100 * final['agreement']:.2f}%; run folder {run_dir}")
     if world > 1:
         dist.barrier()
-    return TrainResult(final_model.cpu(), history, final, run_dir, cfg)
+    return TrainResult(final_model.cpu(), history, final, run_dir, cfg,
+                       final_fused.cpu() if final_fused is not None else None)
 
 
 def _format_row(row: Dict[str, Any]) -> str:
