@@ -21,6 +21,7 @@ def run_and_report(page, lab, name: str, workspace: str, tmp_path: Path, timeout
     finally:
         lab.shutdown_kernels()  # a failed or timed-out run must not keep training in the background
     print(f"{name}: {report.executed}/{report.code_cells} code cells, {report.figures} figures, "
+          f"{len(report.visible_results)} RESULT lines visible, "
           f"widget bar {'seen' if report.widget_bar_seen else 'not seen'}, {report.seconds:.1f} s, "
           f"screenshot {report.screenshot}")
     return report
