@@ -14,12 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 import repghost_mini as r
-
-train_module = sys.modules["repghost_mini.training.trainer"]  # monkey-patched until train() accepts a builder
 
 
 def stride8(model):
@@ -44,15 +41,16 @@ def main(argv=None):
     p.add_argument("--work", default="runs/cifar_recipe_search")
     p.add_argument("--results", default="benchmarks/results/cifar_recipe_search.jsonl")
     args = p.parse_args(argv)
-    if args.stride == 8:
-        build = train_module.build_model
-        train_module.build_model = lambda *a, **kw: stride8(build(*a, **kw))
     tag = f"s{args.stride}-bs{args.batch_size}-lr{args.lr:g}-wd{args.weight_decay:g}-ema{args.ema_decay:g}-seed{args.seed}"
     cfg = r.TrainConfig(model="repghostnet_050", small_input=True, dataset="cifar10-subset", epochs=None,
                         time_budget=args.budget, seed=args.seed, threads=args.threads, eval_every=0, progress=False,
                         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                         ema_decay=args.ema_decay, out_dir=str(Path(args.work) / tag))
-    res = r.train(cfg)
+
+    def stride8_network(num_classes: int):  # the registry's model, changed to the stride-8 design
+        return stride8(r.build_model(cfg.model, num_classes, **cfg.model_options()))
+
+    res = r.train(cfg, network=stride8_network if args.stride == 8 else None)
     h = res.history
     row = dict(stride=args.stride, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                ema_decay=args.ema_decay, budget=args.budget, seed=args.seed, threads=args.threads,

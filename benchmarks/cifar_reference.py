@@ -94,12 +94,11 @@ def main(argv=None) -> int:
         fused = r.reparameterize(res.model.eval())
         weights = Path(args.weights)
         weights.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"state_dict": {k: v.half() for k, v in fused.state_dict().items()},
-                   "model": args.model, "small_input": True, "num_classes": 10,
-                   "class_names": torch.load(res.run_dir / "checkpoint.pth", weights_only=True)["class_names"],
-                   "test_top1": top1, "train_minutes": train_seconds / 60, "device": device,
-                   "recipe": {k: v for k, v in cfg.to_dict().items() if k not in ("out_dir", "resume", "data_path")}}
-        r.save_atomic(payload, weights)
+        class_names = r.read_checkpoint(res.run_dir / "checkpoint.pth").class_names
+        recipe = {k: v for k, v in cfg.to_dict().items() if k not in ("out_dir", "resume", "data_path")}
+        r.save_checkpoint(weights, fused, args.model, run_config=recipe, fused=True, class_names=class_names,
+                          image_size=32, dtype=torch.float16, test_top1=top1, train_minutes=train_seconds / 60,
+                          device=device)
         lines += ["", f"Fused weights written in float16 to `{weights.relative_to(ROOT)}` "
                       f"({weights.stat().st_size / 1e6:.2f} MB)."]
     else:

@@ -21,7 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from repghost_mini.deploy.latency import benchmark_models, markdown_table, paired_ratios, plot_latency  # noqa: E402
+from repghost_mini.deploy.latency import benchmark_models, latency_table, paired_ratios, plot_latency  # noqa: E402
 
 MODELS = ["ghostnet_050", "ghostnet_100", "repghostnet_050", "repghostnet_050_fused", "repghostnet_100",
           "repghostnet_100_fused", "timm_repghostnet_100_reparam"]
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
             tgt = f"<= {target}" if target is not None and runtime == "torch" and batch == 1 else ""
             lines.append(f"| {model} | {ref} | {runtime} | {batch} | {nthreads} | {ratio:.3f} | {tgt} |")
     lines += ["", "## All measurements (ratio: vs timm_repghostnet_100_reparam in the same round)", "",
-              markdown_table(rows), ""]
+              latency_table(rows), ""]
     (out / "latency.md").write_text("\n".join(lines))
     settings = sorted({(r["runtime"], r["batch"], r["threads"]) for r in rows})
     fig, ax = plt.subplots(figsize=(max(7, 1.6 * len(settings)), 3.6))

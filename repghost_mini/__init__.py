@@ -19,7 +19,8 @@ from .measure import *  # noqa: F401,F403
 from .training import *  # noqa: F401,F403
 from .deploy import *  # noqa: F401,F403
 from .teaching import *  # noqa: F401,F403
+from .errors import UserError
 
 __version__ = "0.1.0"
 
-__all__ = core.__all__ + measure.__all__ + training.__all__ + deploy.__all__ + teaching.__all__
+__all__ = core.__all__ + measure.__all__ + training.__all__ + deploy.__all__ + teaching.__all__ + ["UserError"]

@@ -6,7 +6,7 @@ import torch
 matplotlib.use("Agg")
 import repghost_mini as rg  # noqa: E402
 from repghost_mini.deploy.latency import (available_models, benchmark_models, build_named_model, compare_latency,  # noqa: E402
-                                 markdown_table, measure_latency, optimize_for_cpu, plot_latency)
+                                 latency_table, markdown_table, measure_latency, optimize_for_cpu, plot_latency)
 
 REQUIRED = ["ghostnet_050", "ghostnet_100", "repghostnet_050", "repghostnet_100", "repghostnet_050_fused",
             "repghostnet_100_fused", "timm_repghostnet_100_reparam"]
@@ -62,8 +62,8 @@ def test_benchmark_rows_table_and_plot():
         assert r["threads"] == 1 and r["rounds"] == 2 and 0 < r["min_ms"] <= r["median_ms"]
         if r["model"] == "ghostnet_050":
             assert r["ratio"] == 1.0  # each round's baseline divided by itself
-    table = markdown_table(rows).splitlines()
-    assert len(table) == 2 + len(rows) and table[0].startswith("| model") and "ratio" in table[0]
+    table = latency_table(rows).splitlines()
+    assert len(table) == 2 + len(rows) and table[0] == "| model | runtime | batch | threads | median ms | min ms | ratio |"
     ax = plot_latency(rows, value="ratio")
     assert len(ax.patches) == len(rows)
     matplotlib.pyplot.close(ax.figure)

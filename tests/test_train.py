@@ -67,6 +67,26 @@ def test_run_folder_checkpoint_ema_and_fused_agreement(tmp_path):
     assert torch.equal(raw.state_dict()["classifier.weight"], raw_sd["classifier.weight"])
 
 
+def test_train_accepts_a_model_or_a_builder(tmp_path):
+    b = colour_bundle()
+    kw = dict(epochs=1, eval_every=0, ema_decay=None, **{**TINY, "model": "repghostnet_050"})
+    built = []
+
+    def builder(num_classes):  # called where the registry would build cfg.model (same seed, same weights)
+        built.append(num_classes)
+        return r.build_model("repghostnet", num_classes, small_input=True, width=0.1)
+
+    via_builder = r.train(bundle=b, out_dir=str(tmp_path / "b"), network=builder, **kw)
+    via_registry = r.train(bundle=b, out_dir=str(tmp_path / "n"), **{**kw, "model": "repghostnet"})
+    assert built == [4]
+    a, c = via_builder.model.state_dict(), via_registry.model.state_dict()
+    assert all(torch.equal(a[k], c[k]) for k in a)
+    torch.manual_seed(0)
+    given = r.build_model("repghostnet", 4, small_input=True, width=0.1)
+    res = r.train(bundle=b, out_dir=str(tmp_path / "m"), network=given, **kw)
+    assert res.history[0]["steps"] == 4 and r.read_checkpoint(tmp_path / "m").model_name == "repghostnet_050"
+
+
 def test_training_learns_the_toy_task(tmp_path):
     b = colour_bundle(n_train=128)
     res = r.train(bundle=b, epochs=4, out_dir=str(tmp_path), ema_decay=None, eval_every=0, **{**TINY, "lr": 0.05})

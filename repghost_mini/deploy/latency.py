@@ -16,11 +16,13 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
+from ..measure.tables import markdown_table
 from ..measure.timing import benchmark  # torch.utils.benchmark, imported quietly
+from ..errors import UserError
+from ..training.registry import MODEL_REGISTRY, available_models, build_named_model
 
-__all__ = ["measure_latency", "compare_latency", "compare_onnxruntime_latency", "RUNTIMES", "MODEL_REGISTRY",
-           "available_models", "build_named_model", "optimize_for_cpu", "benchmark_models", "paired_ratios",
-           "markdown_table", "plot_latency"]
+__all__ = ["measure_latency", "compare_latency", "compare_onnxruntime_latency", "RUNTIMES", "optimize_for_cpu",
+           "benchmark_models", "paired_ratios", "latency_table", "plot_latency"]
 
 
 @torch.inference_mode()
@@ -68,75 +70,6 @@ def compare_latency(models: Mapping[str, nn.Module], input_size=(1, 3, 224, 224)
 #: input in channels_last (NHWC) memory; "torch_optimized": :func:`optimize_for_cpu`; "onnxruntime": exported with
 #: :func:`repghost_mini.export_onnx`.
 RUNTIMES = ("torch", "torch_channels_last", "torch_optimized", "onnxruntime")
-
-
-def _ours(factory_name: str, fused: bool) -> Callable[[], nn.Module]:
-    def build() -> nn.Module:
-        from ..core import networks
-        from ..core.reparam import randomize_bn_stats_, reparameterize
-        torch.manual_seed(0)
-        model = getattr(networks, factory_name)().eval()
-        if fused:  # non-trivial BN statistics, so the fused weights are not a near-identity special case
-            model = reparameterize(randomize_bn_stats_(model, seed=0))
-        return model
-    build.__doc__ = f"our {factory_name}" + (" re-parameterized (inference form)" if fused else "")
-    return build
-
-
-def _timm(timm_name: str, reparam: bool) -> Callable[[], nn.Module]:
-    def build() -> nn.Module:
-        try:
-            import timm
-        except ImportError:
-            raise ImportError("timm models need the timm package: `pip install timm` "
-                              "(or `pip install -e .[dev]`).") from None
-        torch.manual_seed(0)
-        model = timm.create_model(timm_name, pretrained=False).eval()
-        if reparam:
-            from timm.utils.model import reparameterize_model
-            model = reparameterize_model(model)
-        return model.eval()
-    build.__doc__ = f"timm's {timm_name}" + (" after timm's reparameterize_model" if reparam else "")
-    return build
-
-
-def _registry() -> Dict[str, Callable[[], nn.Module]]:
-    from ..core.networks import TABLE3_WIDTHS
-    reg: Dict[str, Callable[[], nn.Module]] = {}
-    for width in (0.5, 1.0, 1.3):
-        name = f"ghostnet_{round(width * 100):03d}"
-        reg[name] = _ours(name, fused=False)
-    for width in TABLE3_WIDTHS:
-        name = f"repghostnet_{round(width * 100):03d}"
-        reg[name] = _ours(name, fused=False)
-        reg[name + "_fused"] = _ours(name, fused=True)
-    for width in (0.5, 1.0, 1.3):
-        name = f"repghostnet_{round(width * 100):03d}"
-        reg[f"timm_{name}"] = _timm(name, reparam=False)
-        reg[f"timm_{name}_reparam"] = _timm(name, reparam=True)
-    return reg
-
-
-#: name -> zero-argument builder of an eval-mode model; see :func:`build_named_model`.
-MODEL_REGISTRY: Dict[str, Callable[[], nn.Module]] = _registry()
-
-
-def available_models() -> List[str]:
-    """Names accepted by :func:`build_named_model`, sorted."""
-    return sorted(MODEL_REGISTRY)
-
-
-def build_named_model(name: str) -> nn.Module:
-    """An eval-mode network by name (random weights, seeded; fine for latency, not for accuracy).
-
-    ``ghostnet_050/100/130``: GhostNet; ``repghostnet_XXX``: our RepGhostNet in training form (Table 3
-    widths); ``repghostnet_XXX_fused``: the same after :func:`repghost_mini.reparameterize`;
-    ``timm_repghostnet_XXX`` / ``timm_repghostnet_XXX_reparam``: timm's model before / after timm's own
-    ``reparameterize_model`` (which keeps ~48 BatchNorms that follow convs).
-    """
-    if name not in MODEL_REGISTRY:
-        raise ValueError(f"unknown model name {name!r}; choose one of: {', '.join(available_models())}.")
-    return MODEL_REGISTRY[name]()
 
 
 def optimize_for_cpu(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224)) -> nn.Module:
@@ -209,7 +142,7 @@ def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), th
     names = list(names)
     unknown = [n for n in names if n not in MODEL_REGISTRY]
     if unknown:
-        raise ValueError(f"unknown model name {unknown[0]!r}; choose from: {', '.join(available_models())}.")
+        raise UserError(f"unknown model name {unknown[0]!r}; choose from: {', '.join(available_models())}.")
     bad = [r for r in runtimes if r not in RUNTIMES]
     if bad:
         raise ValueError(f"unknown runtime {bad[0]!r}; choose from {RUNTIMES}.")
@@ -276,18 +209,16 @@ def paired_ratios(rows: Sequence[Mapping], model: str, reference: str) -> Dict[t
     return out
 
 
-def markdown_table(rows: Sequence[Mapping]) -> str:
-    """A GitHub Markdown table of :func:`benchmark_models` rows (ratio column when the rows have one)."""
-    if not rows:
-        raise ValueError("markdown_table got no rows; run benchmark_models first.")
-    has_ratio = all("ratio" in r for r in rows)
-    head = ["model", "runtime", "batch", "threads", "median ms", "min ms"] + (["ratio"] if has_ratio else [])
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
-    for r in rows:
-        cells = [str(r["model"]), str(r["runtime"]), str(r["batch"]), str(r["threads"]),
-                 f"{r['median_ms']:.2f}", f"{r['min_ms']:.2f}"] + ([f"{r['ratio']:.2f}"] if has_ratio else [])
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+#: The columns of a latency table: benchmark_models row key -> title (``ratio`` only when measured).
+LATENCY_COLUMNS = {"model": "model", "runtime": "runtime", "batch": "batch", "threads": "threads",
+                   "median_ms": "median ms", "min_ms": "min ms"}
+
+
+def latency_table(rows: Sequence[Mapping]) -> str:
+    """:func:`benchmark_models` rows as a Markdown table (:func:`repghost_mini.markdown_table`); a ``ratio``
+    column when every row has one."""
+    columns = dict(LATENCY_COLUMNS, **({"ratio": "ratio"} if rows and all("ratio" in r for r in rows) else {}))
+    return markdown_table(rows, columns)
 
 
 def plot_latency(rows: Sequence[Mapping], ax=None, value: str = "median_ms"):

@@ -1,28 +1,50 @@
-"""Loading RepGhostNet / GhostNet weights saved by the authors' repository, by timm, or by us.
+"""Checkpoints: the one file format we write, the one reader, and loading the authors' / timm's weights.
 
-Accepted files (read with ``torch.load(..., weights_only=True)``): a plain ``state_dict``, or a checkpoint dict
-holding ``state_dict_ema`` and/or ``state_dict`` (EMA weights preferred, as the paper reports EMA accuracy),
-with or without the ``module.`` prefix that DistributedDataParallel adds. Our module names follow the
-authors' code and timm, so their training-form weights map one to one. Loading is strict: a file that does
-not fit gives one error naming the missing / unexpected / mis-shaped keys, never a partial load.
-A training-form checkpoint can be loaded into a fused (re-parameterized) model: it is loaded into a
-training-form twin built from ``model.config``, fused, and copied over.
+**Our format** (:func:`save_checkpoint` writes it, :func:`read_checkpoint` reads it; ``torch.load(...,
+weights_only=True)``, atomic writes). One flat dict:
+
+* ``format`` (``"repghost_mini-checkpoint-v2"``), ``model`` (registry name, see
+  :mod:`repghost_mini.training.registry`), ``model_config`` (the network's own ``.config``: width, num_classes,
+  small_input, branches, shortcut, relu_after_dw, dropout, in_chans -- everything to rebuild the exact model),
+  ``fused`` (inference form or not), ``num_classes``, ``class_names``, ``image_size``;
+* ``config``: the run's settings (:class:`repghost_mini.TrainConfig` as a dict) or ``None``;
+* ``state_dict`` and, when the run kept an EMA, ``state_dict_ema``;
+* for a training run, what resuming needs: ``epoch, step, tick, elapsed, history, optimizer, scheduler, scaler,
+  rng, ema_n_averaged``.
+
+Files from before this format (training checkpoints without ``format`` or with ``repghost_mini-train-v1``,
+``convert`` outputs, the reference-weights payload) are read by the same reader.
+
+**Foreign weights** (:func:`load_checkpoint`, :func:`read_state_dict`): a plain ``state_dict``, or a dict holding
+``state_dict_ema`` and/or ``state_dict`` (EMA preferred, as the paper reports EMA accuracy), with or without the
+``module.`` prefix of DistributedDataParallel. Our module names follow the authors' code and timm, so their
+training-form weights map one to one. Loading is strict: a file that does not fit gives one error naming the
+missing / unexpected / mis-shaped keys, never a partial load. A training-form checkpoint can be loaded into a
+fused model: it is loaded into a training-form twin built from ``model.config``, fused, and copied over.
 """
 from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Mapping, Union
+from typing import Any, Dict, List, Mapping, Optional, Union
 
 import torch
 from torch import nn
 
 from ..core.reparam import count_batchnorms, reparameterize
+from ..errors import UserError
+from .registry import build_model, fuse_model
 
-__all__ = ["read_state_dict", "load_checkpoint", "save_atomic"]
+__all__ = ["read_state_dict", "load_checkpoint", "save_atomic", "save_checkpoint", "read_checkpoint", "Checkpoint",
+           "CHECKPOINT_FORMAT", "load_reference_model", "REFERENCE_MODELS"]
 
 Source = Union[str, os.PathLike, Mapping[str, Any]]
+CHECKPOINT_FORMAT = "repghost_mini-checkpoint-v2"
+#: Reference models shipped as package data (``repghost_mini/weights/``), by :func:`load_reference_model` name.
+REFERENCE_MODELS: Dict[str, str] = {"cifar10": "cifar10_repghostnet_050.pth"}
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 
 def save_atomic(obj: Any, path: Union[str, os.PathLike]) -> Path:
@@ -41,18 +63,139 @@ def save_atomic(obj: Any, path: Union[str, os.PathLike]) -> Path:
     return path
 
 
+def _load_file(path: Union[str, os.PathLike]) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, with one sentence for a missing or unreadable file."""
+    if not os.path.isfile(path):
+        what = "is a folder, not a file" if os.path.isdir(path) else "does not exist"
+        raise FileNotFoundError(f"checkpoint file {os.fspath(path)!r} {what}; check the path.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle errors carry long messages; give one sentence
+        raise UserError(f"could not read {os.fspath(path)!r} as a PyTorch checkpoint with weights_only=True "
+                        f"({type(err).__name__}); is it a .pth/.pt file of tensors?") from None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# our format: one writer, one reader
+# ---------------------------------------------------------------------------------------------------------------
+def save_checkpoint(path: Union[str, os.PathLike], model: nn.Module, model_name: str,
+                    run_config: Optional[Mapping[str, Any]] = None, fused: Optional[bool] = None,
+                    class_names: Optional[List[str]] = None, image_size: Optional[int] = None,
+                    ema_model: Optional[nn.Module] = None, dtype: Optional[torch.dtype] = None,
+                    num_classes: Optional[int] = None, **extra: Any) -> Path:
+    """Write ``model`` (and ``ema_model``'s weights) in our checkpoint format, atomically; returns the path.
+
+    ``model_name`` is the registry name the model was built from; ``fused`` defaults to "holds no BatchNorm";
+    ``dtype`` stores floating-point weights in that type (e.g. ``torch.float16`` for shipped weights);
+    ``extra`` holds the training state (epoch, optimizer, ...) or notes (test accuracy, source file).
+    """
+    def weights(m: Optional[nn.Module]) -> Optional[Dict[str, torch.Tensor]]:
+        if m is None:
+            return None
+        sd = m.state_dict()
+        return {k: v.to(dtype) if dtype is not None and v.is_floating_point() else v for k, v in sd.items()}
+
+    config = getattr(model, "config", None)
+    if num_classes is None:
+        num_classes = config.get("num_classes") if config else getattr(model, "num_classes", None)
+    ckpt = {"format": CHECKPOINT_FORMAT, "model": model_name, "model_config": dict(config) if config else None,
+            "fused": count_batchnorms(model) == 0 if fused is None else bool(fused),
+            "num_classes": None if num_classes is None else int(num_classes),
+            "config": dict(run_config) if run_config is not None else None, "class_names": class_names,
+            "image_size": image_size, "state_dict": weights(model), "state_dict_ema": weights(ema_model), **extra}
+    return save_atomic(ckpt, path)
+
+
+@dataclass
+class Checkpoint:
+    """A checkpoint file read by :func:`read_checkpoint`: what the model is, how it was trained, its weights."""
+
+    path: Path
+    model_name: str
+    model_options: Dict[str, Any]  # keyword arguments of build_model that rebuild the exact network
+    fused: bool
+    num_classes: int
+    run_config: Optional[Dict[str, Any]]
+    class_names: Optional[List[str]]
+    image_size: Optional[int]
+    raw: Dict[str, Any]  # the whole dict as stored (training state for resuming)
+
+    @property
+    def has_ema(self) -> bool:
+        return isinstance(self.raw.get("state_dict_ema"), Mapping)
+
+    def state_dict(self, use_ema: bool = True) -> Dict[str, torch.Tensor]:
+        """The stored weights: the EMA weights when present and ``use_ema``, else the raw ones."""
+        return dict(self.raw["state_dict_ema"] if use_ema and self.has_ema else self.raw["state_dict"])
+
+    def build_model(self, use_ema: bool = True) -> nn.Module:
+        """The stored network rebuilt (training or fused form, as saved) with its weights, eval mode, CPU, float32."""
+        model = build_model(self.model_name, self.num_classes, **self.model_options)
+        if self.fused:
+            model = fuse_model(model.eval())
+        _strict_load(model, {k: v.float() if v.is_floating_point() else v
+                             for k, v in self.state_dict(use_ema).items()})
+        return model.eval()
+
+
+def _model_options(ckpt: Mapping[str, Any]) -> Dict[str, Any]:
+    """build_model keywords from a checkpoint of this format or an earlier one: the run's model options, then the
+    network's own ``model_config`` on top (builder arguments it does not record, like a custom ``cfg``, stay)."""
+    run = ckpt.get("config") or {}
+    if run:
+        options = {key: run[key] for key in ("small_input", "dropout", "branches", "shortcut", "relu_after_dw")
+                   if run.get(key) is not None}
+        options.update(run.get("model_kwargs") or {})
+    else:  # the first reference-weights payload
+        options = {"small_input": bool(ckpt.get("small_input", True))}
+    if isinstance(ckpt.get("model_config"), Mapping):
+        options.update({k: v for k, v in ckpt["model_config"].items() if k != "num_classes"})
+    return options
+
+
+def read_checkpoint(path: Union[str, os.PathLike]) -> Checkpoint:
+    """Read one of our checkpoints (a run folder is taken as its ``checkpoint.pth``); one sentence when the file
+    is not ours (for the authors' / timm's weights use :func:`load_checkpoint`)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoint.pth"
+    ckpt = _load_file(path)
+    run = ckpt.get("config") if isinstance(ckpt, Mapping) else None
+    name = ckpt.get("model") if isinstance(ckpt, Mapping) else None
+    name = name if isinstance(name, str) else (run or {}).get("model")
+    if not isinstance(name, str) or ckpt.get("num_classes") is None or not isinstance(ckpt.get("state_dict"), Mapping):
+        raise UserError(f"{str(path)!r} is not a repghost_mini checkpoint (no model name, num_classes and "
+                        "state_dict); for the authors' or timm's weights use repghost_mini.load_checkpoint(model, "
+                        "path).")
+    fused = ckpt["fused"] if "fused" in ckpt else not any(k.endswith("running_var") for k in ckpt["state_dict"])
+    return Checkpoint(path, name, _model_options(ckpt), bool(fused), int(ckpt["num_classes"]), run,
+                      ckpt.get("class_names"), ckpt.get("image_size"), dict(ckpt))
+
+
+def load_reference_model(name: str = "cifar10") -> nn.Module:
+    """A reference model trained by ``benchmarks/cifar_reference.py`` and shipped with the package, fused, in eval
+    mode (``.class_names`` set): ``"cifar10"`` is RepGhostNet-0.5x (small input) trained on all of CIFAR-10."""
+    if name not in REFERENCE_MODELS:
+        raise UserError(f"unknown reference model {name!r}; choose one of {sorted(REFERENCE_MODELS)}.")
+    path = WEIGHTS_DIR / REFERENCE_MODELS[name]
+    if not path.is_file():
+        raise FileNotFoundError(f"the reference model {name!r} is not installed ({path} is missing); train it "
+                                "with `python benchmarks/cifar_reference.py` or train your own with repghost_mini.train.")
+    ckpt = read_checkpoint(path)
+    model = ckpt.build_model()
+    model.class_names = ckpt.class_names
+    return model
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# anybody's weights into a model you built
+# ---------------------------------------------------------------------------------------------------------------
 def read_state_dict(source: Source, prefer_ema: bool = True) -> Dict[str, torch.Tensor]:
     """The tensor state dict inside ``source`` (a path or an already loaded dict), ``module.`` prefix removed."""
     if isinstance(source, (str, os.PathLike)):
-        if not os.path.isfile(source):
-            raise FileNotFoundError(f"checkpoint file {os.fspath(source)!r} does not exist; check the path.")
-        try:
-            source = torch.load(source, map_location="cpu", weights_only=True)
-        except Exception as err:  # pickle errors carry long messages; give one sentence
-            raise ValueError(f"could not read {os.fspath(source)!r} as a PyTorch checkpoint with weights_only=True "
-                             f"({type(err).__name__}); is it a .pth/.pt file of tensors?") from None
+        source = _load_file(source)
     if not isinstance(source, Mapping):
-        raise ValueError(f"expected a state_dict or a checkpoint dict, got {type(source).__name__}.")
+        raise UserError(f"expected a state_dict or a checkpoint dict, got {type(source).__name__}.")
     keys = ("state_dict_ema", "state_dict") if prefer_ema else ("state_dict", "state_dict_ema")
     for key in keys + ("model",):
         if isinstance(source.get(key), Mapping):
@@ -61,8 +204,8 @@ def read_state_dict(source: Source, prefer_ema: bool = True) -> Dict[str, torch.
     state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in source.items()}
     non_tensors = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if non_tensors:
-        raise ValueError(f"the checkpoint holds no state_dict: entries {non_tensors[:3]} are not tensors "
-                         "(expected a plain state_dict or a dict with 'state_dict' / 'state_dict_ema').")
+        raise UserError(f"the checkpoint holds no state_dict: entries {non_tensors[:3]} are not tensors "
+                        "(expected a plain state_dict or a dict with 'state_dict' / 'state_dict_ema').")
     return state
 
 
@@ -78,25 +221,47 @@ def _strict_load(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
             if items:
                 more = f" and {len(items) - 5} more" if len(items) > 5 else ""
                 parts.append(f"{label}: {', '.join(items[:5])}{more}")
-        raise ValueError(f"checkpoint does not fit {type(model).__name__} (width/num_classes/variant must match; "
-                         f"nothing was loaded) - " + "; ".join(parts) + ".")
+        raise UserError(f"checkpoint does not fit {type(model).__name__} (width/num_classes/variant must match; "
+                        f"nothing was loaded) - " + "; ".join(parts) + ".")
     model.load_state_dict(state, strict=True)
+
+
+def _check_same_config(model: nn.Module, source: Mapping[str, Any]) -> None:
+    """For our own checkpoints: the model must be built like the stored one (same shapes can still differ in
+    stride, shortcut or ReLU placement, which no key check sees)."""
+    stored, built = source.get("model_config"), getattr(model, "config", None)
+    if not isinstance(stored, Mapping) or not isinstance(built, Mapping):
+        return
+    differ = [f"{k}={stored[k]!r} in the file, {built[k]!r} in the model" for k in sorted(stored)
+              if k in built and k != "dropout" and _norm(stored[k]) != _norm(built[k])]
+    if differ:
+        raise UserError("the checkpoint was saved from a differently built model (" + "; ".join(differ) +
+                        "); build the model with the same options or use repghost_mini.load_trained(path).")
+
+
+def _norm(value: Any) -> Any:
+    return tuple(value) if isinstance(value, (list, tuple)) else value
 
 
 def load_checkpoint(model: nn.Module, source: Source, prefer_ema: bool = True) -> nn.Module:
     """Load weights from ``source`` into ``model`` (training form or fused) in place and return it.
 
     Example: ``load_checkpoint(repghostnet_100(), "repghostnet_1_0x.pth.tar")`` or, for the fast form,
-    ``load_checkpoint(reparameterize(repghostnet_100().eval()), path)``.
+    ``load_checkpoint(reparameterize(repghostnet_100().eval()), path)``. Our own checkpoints also have their
+    stored model options checked against ``model.config``.
     """
+    if isinstance(source, (str, os.PathLike)):
+        source = _load_file(source)
+    if isinstance(source, Mapping):
+        _check_same_config(model, source)
     state = read_state_dict(source, prefer_ema)
     model_is_fused = count_batchnorms(model) == 0
     file_is_training_form = any(k.endswith("running_var") for k in state)
     if model_is_fused and file_is_training_form:
         config = getattr(model, "config", None)
         if config is None:
-            raise ValueError("this fused model has no .config to rebuild its training form from; load the checkpoint "
-                             "into the training-form model, then call reparameterize().")
+            raise UserError("this fused model has no .config to rebuild its training form from; load the "
+                            "checkpoint into the training-form model, then call reparameterize().")
         twin = type(model)(**config).to(next(model.parameters()).dtype)
         _strict_load(twin, state)
         state = reparameterize(twin.eval(), inplace=True).state_dict()

@@ -1,0 +1,40 @@
+"""What counts as a user's mistake: the one place the command line asks (bad settings, unknown names, bad data,
+paths that are missing or not allowed).
+
+Library code raises :class:`UserError` (a ``ValueError``, so ``except ValueError`` keeps working) with one
+sentence that says what was wrong and what to do; the file-system errors in :data:`USER_ERRORS` (a path the
+user named is missing, is a folder, is not writable) count as well. The command line prints exactly that
+sentence and exits with code 2; every other exception is a bug and keeps its traceback. Imports nothing, so
+every group may raise it.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Tuple, Type
+
+__all__ = ["UserError", "user_errors", "USER_ERRORS"]
+
+
+class UserError(ValueError):
+    """A problem with the user's input, stated in one sentence (the CLI prints it and exits with code 2)."""
+
+
+#: The exceptions the command line reports as one line with exit code 2.
+USER_ERRORS: Tuple[Type[BaseException], ...] = (UserError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+                                                PermissionError)
+
+
+@contextlib.contextmanager
+def user_errors(*kinds: Type[BaseException]) -> Iterator[None]:
+    """Re-raise the ``kinds`` of exception raised inside the block as :class:`UserError` (same message).
+
+    For a step that checks the user's input (loading the data they named, reading the file they gave), so that
+    ``FileNotFoundError`` from *that step* is reported in one line while the same error elsewhere stays a bug.
+    """
+    caught: Tuple[Type[BaseException], ...] = kinds or (ValueError, OSError)
+    try:
+        yield
+    except UserError:
+        raise
+    except caught as err:
+        raise UserError(" ".join(str(err).split()) or type(err).__name__) from err
