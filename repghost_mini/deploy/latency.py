@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..measure.tables import markdown_table
-from ..measure.timing import benchmark  # torch.utils.benchmark, imported quietly
+from ..measure.timing import benchmark, eval_mode, interleaved_rounds, medians
 from ..errors import UserError
 from ..training.registry import MODEL_REGISTRY, available_models, build_named_model
 
@@ -33,33 +33,25 @@ def measure_latency(model: nn.Module, input_size=(1, 3, 224, 224), threads: Opti
     ``threads`` defaults to torch's current setting; ``min_run_time`` (s) bounds how long to sample.
     The model's train/eval mode is restored afterwards.
     """
-    was_training = getattr(model, "training", False)  # frozen TorchScript modules have no train/eval mode
-    if was_training:
-        model.eval()
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     x = torch.randn(input_size, device=device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    for _ in range(3):  # warm-up: allocator, oneDNN primitive caches
-        model(x)
-    timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x},
-                            num_threads=threads or torch.get_num_threads())
-    try:
+    with eval_mode(model):
+        for _ in range(3):  # warm-up: allocator, oneDNN primitive caches
+            model(x)
+        timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x},
+                                num_threads=threads or torch.get_num_threads())
         return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
-    finally:
-        if was_training:
-            model.train(True)
 
 
 def compare_latency(models: Mapping[str, nn.Module], input_size=(1, 3, 224, 224), threads: Optional[int] = None,
                     rounds: int = 5, min_run_time: float = 0.2) -> Dict[str, float]:
     """Median latency (ms) per model, measured in ``rounds`` interleaved rounds so drift hits all alike."""
-    samples: Dict[str, list] = {name: [] for name in models}
-    for _ in range(rounds):
-        for name, model in models.items():
-            samples[name].append(measure_latency(model, input_size, threads, min_run_time))
-    return {name: float(torch.tensor(v).median()) for name, v in samples.items()}
+    samples = interleaved_rounds(lambda name: measure_latency(models[name], input_size, threads, min_run_time),
+                                 list(models), rounds)
+    return medians(samples)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -116,11 +108,8 @@ def compare_onnxruntime_latency(paths: Mapping[str, str], input_size=(1, 3, 224,
 
     sessions = {name: onnx_session(path, threads=threads) for name, path in paths.items()}
     x = torch.randn(tuple(input_size)).numpy()
-    samples: Dict[str, list] = {name: [] for name in paths}
-    for _ in range(rounds):
-        for name, session in sessions.items():
-            samples[name].append(_ort_times(session, x, min_run_time) * 1e3)
-    return {name: statistics.median(v) for name, v in samples.items()}
+    samples = interleaved_rounds(lambda name: _ort_times(sessions[name], x, min_run_time) * 1e3, list(paths), rounds)
+    return medians(samples)
 
 
 def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), threads: Sequence[int] = (1,),
@@ -172,18 +161,17 @@ def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), th
                     prepared = {n: copy.deepcopy(models[n]).to(memory_format=torch.channels_last) for n in names}
                 for batch in batch_sizes:
                     size = (batch, 3, image_size, image_size)
-                    samples: Dict[str, List[float]] = {n: [] for n in names}
                     x = torch.randn(size)
-                    for _ in range(rounds):
-                        for n in names:
-                            if runtime == "onnxruntime":
-                                ms = _ort_times(prepared[n], x.numpy(), min_run_time) * 1e3
-                            elif runtime == "torch":
-                                ms = measure_latency(models[n], size, nthreads, min_run_time)
-                            else:
-                                ms = measure_latency(prepared[n], size, nthreads, min_run_time,
-                                                     channels_last=runtime == "torch_channels_last")
-                            samples[n].append(ms)
+
+                    def measure(n: str) -> float:
+                        if runtime == "onnxruntime":
+                            return _ort_times(prepared[n], x.numpy(), min_run_time) * 1e3
+                        if runtime == "torch":
+                            return measure_latency(models[n], size, nthreads, min_run_time)
+                        return measure_latency(prepared[n], size, nthreads, min_run_time,
+                                               channels_last=runtime == "torch_channels_last")
+
+                    samples = interleaved_rounds(measure, names, rounds)
                     for n in names:
                         row = dict(model=n, runtime=runtime, batch=batch, threads=nthreads,
                                    median_ms=statistics.median(samples[n]), min_ms=min(samples[n]), rounds=rounds,

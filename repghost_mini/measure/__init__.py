@@ -5,5 +5,6 @@ from .concat_cost import *  # noqa: F401,F403
 from .counting import *  # noqa: F401,F403
 from .summary import *  # noqa: F401,F403
 from .tables import *  # noqa: F401,F403
+from .timing import *  # noqa: F401,F403
 
-__all__ = counting.__all__ + concat_cost.__all__ + summary.__all__ + tables.__all__
+__all__ = counting.__all__ + concat_cost.__all__ + summary.__all__ + timing.__all__ + tables.__all__

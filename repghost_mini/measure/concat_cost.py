@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from .timing import benchmark  # torch.utils.benchmark, imported once (quietly) in timing.py
+from .timing import benchmark, eval_mode, interleaved_rounds, medians  # torch.utils.benchmark, imported quietly
 from ..core.modules import GhostAddModule, GhostModule
 
 __all__ = [
@@ -92,17 +92,14 @@ def ghostnet_concat_shapes(model: Optional[nn.Module] = None,
     for i, m in enumerate(ghost_modules):
         handles.append(m.primary_conv.register_forward_hook(hook(i, "x1")))
         handles.append(m.cheap_operation.register_forward_hook(hook(i, "x2")))
-    was_training = model.training
     param = next(model.parameters(), None)
     try:
-        model.eval()
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(torch.zeros(tuple(input_size), dtype=param.dtype if param is not None else torch.float32,
                               device=param.device if param is not None else "cpu"))
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
     return [(records[k]["x1"], records[k]["x2"]) for k in order]
 
 
@@ -172,11 +169,9 @@ def time_concat_vs_add(pairs: Sequence[Tuple[Shape, Shape]], batch_size: int = 1
     with torch.inference_mode():
         for timer in timers.values():  # warm-up: allocator caches
             timer.timeit(2)
-        times: Dict[str, List[float]] = {name: [] for name in timers}
-        for _ in range(rounds):
-            for name, timer in timers.items():
-                times[name].extend(timer.blocked_autorange(min_run_time=min_run_time / rounds).times)
-    return {name: float(torch.tensor(t).median()) * 1e3 for name, t in times.items()}
+        times = interleaved_rounds(lambda name: timers[name].blocked_autorange(min_run_time=min_run_time / rounds)
+                                   .times, list(timers), rounds)
+    return {name: ms * 1e3 for name, ms in medians(times).items()}
 
 
 class ReuseByAddModule(GhostAddModule):
@@ -288,13 +283,12 @@ def operator_times(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
         model = copy.deepcopy(model).to(memory_format=torch.channels_last)
-    was_training, old_threads = model.training, torch.get_num_threads()
+    old_threads = torch.get_num_threads()
     runs: List[Dict[str, float]] = []
     try:
-        model.eval()
         if threads:
             torch.set_num_threads(threads)
-        with torch.inference_mode(), _quiet_profiler_stderr():
+        with eval_mode(model), torch.inference_mode(), _quiet_profiler_stderr():
             model(x)  # warm-up
             for _ in range(repeats):
                 with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
@@ -308,13 +302,12 @@ def operator_times(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224
                         totals[name] = totals.get(name, 0.0) + event.cpu_time_total / 1e3
                 runs.append(totals)
     finally:
-        model.train(was_training)
         torch.set_num_threads(old_threads)
     names = {name for totals in runs for name in totals}
-    medians = {name: float(torch.tensor([t.get(name, 0.0) for t in runs]).median()) for name in names}
-    if sum(medians.values()) <= 0 or not math.isfinite(sum(medians.values())):
+    median_times = {name: float(torch.tensor([t.get(name, 0.0) for t in runs]).median()) for name in names}
+    if sum(median_times.values()) <= 0 or not math.isfinite(sum(median_times.values())):
         raise RuntimeError("the profiler recorded no CPU time; check that the model runs on this machine.")
-    return dict(sorted(((n, t) for n, t in medians.items() if t > 0), key=lambda kv: -kv[1]))
+    return dict(sorted(((n, t) for n, t in median_times.items() if t > 0), key=lambda kv: -kv[1]))
 
 
 def operator_time_shares(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224), repeats: int = 5,

@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .timing import eval_mode
+
 __all__ = ["count_params", "count_macs", "PAPER_TABLE3"]
 
 #: Table 3 (params in M, "FLOPs" = MACs in M). 0.8x and 2.0x are not in the paper's Table 3: their numbers
@@ -43,15 +45,10 @@ def count_macs(model: nn.Module, input_size: Tuple[int, ...] = (1, 3, 224, 224))
     Runs the model once in eval mode under ``FlopCounterMode`` and halves its FLOP count; the model's
     train/eval mode is restored afterwards.
     """
-    was_training = model.training
     param = next(model.parameters(), None)
     x = torch.zeros(input_size, dtype=param.dtype if param is not None else torch.float32,
                     device=param.device if param is not None else "cpu")
     counter = FlopCounterMode(display=False)
-    try:
-        model.eval()
-        with counter:
-            model(x)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), counter:
+        model(x)
     return counter.get_total_flops() // 2

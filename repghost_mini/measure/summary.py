@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..core.bottlenecks import GhostBottleneck, RepGhostBottleneck
+from .timing import eval_mode
 
 __all__ = ["LayerRow", "layer_table", "format_layer_table", "BottleneckChannels", "bottleneck_channels"]
 
@@ -68,16 +69,13 @@ def layer_table(model: nn.Module, input_size: Union[int, Tuple[int, int]] = 224)
         shapes[id(module)] = tuple(inputs[0].shape)
 
     handles = [m.register_forward_hook(hook) for m, _ in layers]
-    was_training = model.training
     param = next(model.parameters())
     try:
-        model.eval()
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(torch.zeros(1, model.in_chans, h, w, dtype=param.dtype, device=param.device))
     finally:
         for handle in handles:
             handle.remove()
-        model.train(was_training)
 
     rows = []
     for module, kind in layers:

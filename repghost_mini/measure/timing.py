@@ -1,7 +1,20 @@
-"""Timing: the one place that imports ``torch.utils.benchmark`` (quietly) for every latency measurement."""
+"""Timing: the one interleaved-rounds primitive every latency measurement uses, and the "eval mode, then restore"
+context manager every measurement runs a model under.
+
+On a shared machine the load drifts while you measure. Measuring A, then B, then C in separate blocks lets the
+drift land on one of them; :func:`interleaved_rounds` measures A B C, A B C, ... so every round sees the same
+load, and :func:`medians` summarizes each name by the median over rounds (robust to a round that hit a
+neighbour's burst). Ratios of two names in the *same round* cancel the drift further (see
+:func:`repghost_mini.paired_ratios`).
+"""
 from __future__ import annotations
 
+import contextlib
 import logging
+import statistics
+from typing import Callable, Dict, Iterable, Iterator, List, Sequence, Union
+
+from torch import nn
 
 # Importing torch.utils.benchmark logs a "No CUDA runtime is found" warning (with a timestamp) on CPU machines
 # that have a CUDA toolkit installed; it is noise for latency measurement, so it is muted for this import only.
@@ -12,3 +25,43 @@ try:
     import torch.utils.benchmark as benchmark
 finally:
     _cpp_log.setLevel(_cpp_level)
+
+__all__ = ["interleaved_rounds", "medians", "eval_mode"]
+
+
+def interleaved_rounds(measure: Callable[[str], Union[float, Iterable[float]]], names: Sequence[str],
+                       rounds: int) -> Dict[str, List[float]]:
+    """``measure(name)`` for every name, round after round (A B C, A B C, ...): ``{name: samples}``.
+
+    ``measure`` returns one number or several (e.g. all runs of a ``torch.utils.benchmark`` block); every
+    number becomes a sample of that name.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds!r}.")
+    samples: Dict[str, List[float]] = {name: [] for name in names}
+    for _ in range(rounds):
+        for name in names:
+            value = measure(name)
+            samples[name].extend(value if isinstance(value, Iterable) else [value])
+    return samples
+
+
+def medians(samples: Dict[str, List[float]]) -> Dict[str, float]:
+    """The median of every name's samples."""
+    return {name: float(statistics.median(values)) for name, values in samples.items()}
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Run the block with ``model`` in eval mode, then put back the mode it had (also after an exception).
+
+    Frozen TorchScript modules have no train/eval mode and pass through unchanged.
+    """
+    was_training = getattr(model, "training", False)
+    if was_training:
+        model.eval()
+    try:
+        yield model
+    finally:
+        if was_training:
+            model.train(True)

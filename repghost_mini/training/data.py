@@ -18,6 +18,7 @@ Folder datasets use a :class:`torch.utils.data.DataLoader` with ``torchvision.tr
 """
 from __future__ import annotations
 
+import copy
 import io
 import math
 import os
@@ -538,14 +539,16 @@ def make_loaders(bundle: DataBundle, batch_size: int = 128, augment: bool = True
         train = InMemoryLoader(bundle.train, batch_size, aug, train=True, seed=seed, rank=rank, world_size=world_size)
         test = InMemoryLoader(bundle.test, eval_bs, aug, train=False, seed=seed, drop_last=False)
         return train, test
-    if random_erasing != 0.2 or not augment:
-        base = bundle.train.dataset if isinstance(bundle.train, Subset) else bundle.train
+    train_set = bundle.train
+    if random_erasing != 0.2 or not augment:  # another transform: on a copy, the caller's dataset stays as it is
+        base = copy.copy(train_set.dataset if isinstance(train_set, Subset) else train_set)
         base.transform = (train_transforms(bundle.image_size, bundle.mean, bundle.std, random_erasing) if augment
                           else eval_transforms(bundle.image_size, bundle.mean, bundle.std))
+        train_set = Subset(base, train_set.indices) if isinstance(train_set, Subset) else base
     workers = default_workers() if workers is None else workers
     pin = torch.cuda.is_available()
     loaders = []
-    for ds, train in ((bundle.train, True), (bundle.test, False)):  # evaluation is not sharded (rank 0 evaluates)
+    for ds, train in ((train_set, True), (bundle.test, False)):  # evaluation is not sharded (rank 0 evaluates)
         sampler = (DistributedSampler(ds, num_replicas=world_size, rank=rank, shuffle=True, seed=seed) if train
                    else DistributedSampler(ds, num_replicas=1, rank=0, shuffle=False))
         g = torch.Generator().manual_seed(seed * 1000)
