@@ -65,7 +65,8 @@ class TrainConfig:
     The model: ``model`` is a registry name (:func:`repghost_mini.available_models`, or ``"timm:<name>"``) and
     ``small_input``, ``dropout``, ``branches`` (Table 6), ``shortcut`` (Table 7), ``relu_after_dw`` (Table 6
     "+ReLU") its options, all passed the same way to :func:`repghost_mini.build_model` (``None``: the model's own
-    default); ``model_kwargs`` holds any other builder argument (``width`` of ``"repghostnet"``, timm options).
+    default); ``model_kwargs`` holds any other builder argument (``width`` of ``"repghostnet"``, timm options; an
+    option given there too, as code written before these fields existed does, wins).
     ``epochs`` and ``time_budget`` (seconds of training, evaluation excluded) can both be given: the run stops at
     whichever comes first. ``stop_after`` ends this call after that many epochs although the schedule spans
     ``epochs`` (continue later with ``resume=True``: a run in chunks, or a test of resuming). With
@@ -136,9 +137,6 @@ class TrainConfig:
              f"ema_decay must be in (0, 1) or None, got {self.ema_decay}."),
             (not 0 <= self.label_smoothing < 1 or not 0 <= self.random_erasing <= 1 or not 0 <= self.dropout < 1,
              "label_smoothing and dropout must be in [0, 1) and random_erasing in [0, 1]."),
-            (bool(set(self.model_kwargs) & {"small_input", "dropout", "branches", "shortcut", "relu_after_dw"}),
-             "small_input, dropout, branches, shortcut and relu_after_dw are TrainConfig fields; set them there, "
-             "not in model_kwargs."),
         ]
         for failed, message in problems:
             if failed:
