@@ -183,7 +183,7 @@ def step_times_ms(model_name: str = "repghostnet_050", thread_counts: Sequence[i
     """Fastest time (ms) of one SGD training step (forward, backward, update) of ``model_name`` on a random
     CIFAR-sized batch, per thread count; the counts are interleaved in ``rounds`` rounds after one warm-up step
     each, so load from other processes hits them alike. torch's thread setting is restored afterwards."""
-    from ..training.trainer import build_model
+    from ..training.registry import build_model
 
     model = build_model(model_name, 10, small_input=True).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
