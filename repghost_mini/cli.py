@@ -5,6 +5,7 @@
 * ``train``   :func:`repghost_mini.train` (also under ``torchrun --nproc_per_node=N -m repghost_mini train``).
 * ``eval``    top-1/top-5 of a checkpoint, training form and re-parameterized form side by side.
 * ``convert`` training checkpoint -> fused (re-parameterized) checkpoint, checked to give the same logits.
+* ``quantize`` checkpoint -> INT8 ONNX (static post-training quantization with onnxruntime, real calibration images).
 * ``bench``   latency of named models (``repghostnet_100``, ``repghostnet_100_fused``, ``ghostnet_100`` ...).
 
 User errors -- wrong arguments, missing files, unknown models, data that is not there -- end with one line
@@ -183,7 +184,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from .training.evaluation import evaluate, evaluate_reparameterized
 
     _set_threads(args.threads)
-    ckpt = read_checkpoint(_existing_file(args.checkpoint, "checkpoint"))
+    path = _existing_file(args.checkpoint, "checkpoint")
+    if path.suffix.lower() == ".onnx":
+        return _eval_onnx(args, path)
+    ckpt = read_checkpoint(path)
     model = ckpt.build_model()
     dataset = args.dataset or (ckpt.run_config or {}).get("dataset")
     with user_errors(ValueError, OSError):  # the data named on the command line
@@ -206,6 +210,69 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(f"{label:17s} top-1 {r[key]['top1']:.2f}%  top-5 {r[key]['top5']:.2f}%  loss {r[key]['loss']:.4f}")
     print(f"top-1 predictions equal on {100 * r['agreement']:.2f}% of images, max |logit diff| "
           f"{r['max_logit_diff']:.2e}")
+    return 0
+
+
+def _eval_onnx(args: argparse.Namespace, path: Path) -> int:
+    """``eval OUT.onnx``: top-1/top-5 of an ONNX file (fp32 or INT8) through the checkpoint evaluation code."""
+    from .deploy.quantize import OnnxModel, check_onnx_input, evaluate_onnx, quantized_op_counts
+    from .training.data import load_dataset, make_loaders
+
+    if not args.dataset:
+        raise CLIError("an ONNX file does not record its dataset; pass --dataset (e.g. --dataset cifar10-subset).")
+    with user_errors(ValueError, OSError):  # the file and the data named on the command line
+        kind = "INT8" if sum(quantized_op_counts(path).values()) else "fp32"
+        bundle = load_dataset(args.dataset, args.data, download=not args.no_download, test_per_class=args.limit)
+        check_onnx_input(path, bundle.image_size)
+    classes = OnnxModel(path).num_classes
+    if classes != bundle.num_classes:
+        raise CLIError(f"the ONNX model has {classes} outputs but dataset {args.dataset!r} has {bundle.num_classes} "
+                       "classes; pass the dataset it was trained on.")
+    _, test = make_loaders(bundle, batch_size=args.batch_size, augment=False, eval_batch_size=args.batch_size)
+    print(f"data: {bundle.name} test split, {len(bundle.test)} images ({bundle.source})")
+    r = evaluate_onnx(path, test, bundle.image_size, threads=args.threads or 1)
+    print(f"ONNX {kind} ({path.name}): top-1 {r['top1']:.2f}%  top-5 {r['top5']:.2f}%  loss {r['loss']:.4f}")
+    return 0
+
+
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from .core.reparam import reparameterize
+    from .deploy.export import onnx_file_size_mb
+    from .deploy.quantize import calibration_images, quantize_model, quantized_op_counts
+    from .training.checkpoints import read_checkpoint
+    from .training.data import load_dataset
+
+    _set_threads(args.threads)
+    src = _existing_file(args.checkpoint, "checkpoint")
+    out = Path(args.output)
+    if out.suffix.lower() != ".onnx":
+        raise CLIError(f"OUTPUT {args.output!r} must end in .onnx (it is written as an ONNX file).")
+    ckpt = read_checkpoint(src)
+    model = ckpt.build_model()
+    dataset = args.dataset or (ckpt.run_config or {}).get("dataset")
+    with user_errors(ValueError, OSError):  # the data named on the command line, the calibration count
+        bundle = load_dataset(dataset, args.data, download=not args.no_download)
+        calibration = calibration_images(bundle, args.calibration_images, seed=args.seed)
+    size = int(ckpt.image_size or bundle.image_size)
+    if size != bundle.image_size:
+        raise CLIError(f"the checkpoint takes {size}x{size} images but dataset {dataset!r} has "
+                       f"{bundle.image_size}x{bundle.image_size}; pass the dataset it was trained on.")
+    if not ckpt.fused and not args.training_form:
+        model = reparameterize(model.eval())
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        quantize_model(model, out, calibration, per_channel=not args.per_tensor, method=args.calibration_method,
+                       fp32_path=fp32)
+        fp32_mb = onnx_file_size_mb(fp32)
+    ops = quantized_op_counts(out)
+    form = "training form" if args.training_form and not ckpt.fused else "fused"
+    print(f"INT8 ONNX: {out}  ({form}, {'per-tensor' if args.per_tensor else 'per-channel'} weights, activations "
+          f"calibrated ({args.calibration_method}) on {calibration.shape[0]} {bundle.name} training images; "
+          f"{ops['QuantizeLinear']} QuantizeLinear / {ops['DequantizeLinear']} DequantizeLinear nodes; "
+          f"{fp32_mb:.2f} MB fp32 -> {onnx_file_size_mb(out):.2f} MB)")
+    print(f"evaluate it: python -m repghost_mini eval {out} --dataset {dataset}")
     return 0
 
 
@@ -288,12 +355,25 @@ _TRAIN_ARGS: List[_Option] = [
 ]
 
 _EVAL_ARGS: List[_Option] = [
-    (("checkpoint",), dict(help="checkpoint.pth from train or convert")),
+    (("checkpoint",), dict(help="checkpoint.pth from train or convert, or an .onnx file (needs --dataset)")),
     (("--dataset",), dict(help="dataset name (default: the one the checkpoint was trained on)")),
     (("--data",), dict(help="folder or .npz to read it from (default: $REPGHOST_MINI_DATA, ./data)")),
     (("--batch-size",), dict(type=_positive_int, default=256)),
     (("--limit",), dict(type=_positive_int, help="only the first LIMIT test images of every class")),
     (("--device",), dict(default="auto")),
+    _THREADS, _NO_DOWNLOAD,
+]
+
+_QUANTIZE_ARGS: List[_Option] = [
+    (("checkpoint",), dict(help="checkpoint.pth from train or convert")),
+    (("output",), dict(help="the INT8 .onnx file to write")),
+    (("--dataset",), dict(help="calibration images come from its training split (default: the checkpoint's)")),
+    (("--data",), dict(help="folder or .npz to read it from (default: $REPGHOST_MINI_DATA, ./data)")),
+    (("--calibration-images",), dict(type=int, default=512, help="how many training images (default 512)")),
+    (("--calibration-method",), dict(default="minmax", choices=("minmax", "entropy", "percentile"))),
+    (("--per-tensor",), dict(action="store_true", help="one weight scale per tensor (default: per channel)")),
+    (("--training-form",), dict(action="store_true", help="quantize the training form, not re-parameterized")),
+    (("--seed",), dict(type=int, default=0, help="which calibration images are drawn")),
     _THREADS, _NO_DOWNLOAD,
 ]
 
@@ -309,7 +389,7 @@ _BENCH_ARGS: List[_Option] = [
     (("--batch-sizes",), dict(type=_positive_int, nargs="+", default=[1])),
     (("--threads",), dict(type=_positive_int, nargs="+", default=[1], help="CPU thread counts to try")),
     (("--runtimes",), dict(nargs="+", default=["torch"], help="torch, torch_channels_last, torch_optimized, "
-                                                               "onnxruntime")),
+                                                               "onnxruntime, onnxruntime-int8")),
     (("--baseline",), dict(help="one of the models: adds a column latency / baseline (same round)")),
     (("--rounds",), dict(type=_positive_int, default=5)),
     (("--min-run-time",), dict(type=_positive_float, default=0.2, help="seconds per model and round")),
@@ -325,8 +405,14 @@ _COMMANDS: Dict[str, Tuple[Callable[[argparse.Namespace], int], str, str, List[_
               "Train with the paper's recipe scaled down (SGD, cosine, warm-up, EMA, label smoothing); writes "
               "metrics, curves and checkpoints into --out. Multi-GPU: torchrun --nproc_per_node=N -m repghost_mini "
               "train ...", _TRAIN_ARGS),
-    "eval": (_cmd_eval, "top-1/top-5 of a checkpoint, training form and re-parameterized",
-             "Evaluate a checkpoint written by `train` (both forms) or `convert` (fused).", _EVAL_ARGS),
+    "eval": (_cmd_eval, "top-1/top-5 of a checkpoint (both forms) or of an ONNX file (fp32 or INT8)",
+             "Evaluate a checkpoint written by `train` (both forms) or `convert` (fused), or an .onnx file written "
+             "by `quantize` or export_onnx (needs --dataset); the same evaluation code scores all of them.",
+             _EVAL_ARGS),
+    "quantize": (_cmd_quantize, "checkpoint -> INT8 ONNX (static post-training quantization, onnxruntime)",
+                 "Re-parameterize the checkpoint (unless it is fused already), export it to ONNX and quantize it "
+                 "statically with onnxruntime (QDQ: INT8 weights per output channel or per tensor, activations "
+                 "calibrated on real training images).", _QUANTIZE_ARGS),
     "convert": (_cmd_convert, "training checkpoint -> fused (re-parameterized) checkpoint",
                 "Re-parameterize a training checkpoint (Sec. 3.2) and save the fused weights; prints the largest "
                 "logit difference between the two forms.", _CONVERT_ARGS),

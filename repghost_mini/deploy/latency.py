@@ -60,8 +60,9 @@ def compare_latency(models: Mapping[str, nn.Module], input_size=(1, 3, 224, 224)
 
 #: Runtimes :func:`benchmark_models` knows. "torch": eager, NCHW; "torch_channels_last": eager with model and
 #: input in channels_last (NHWC) memory; "torch_optimized": :func:`optimize_for_cpu`; "onnxruntime": exported with
-#: :func:`repghost_mini.export_onnx`.
-RUNTIMES = ("torch", "torch_channels_last", "torch_optimized", "onnxruntime")
+#: :func:`repghost_mini.export_onnx`; "onnxruntime-int8": that file quantized by :func:`repghost_mini.quantize_onnx`
+#: (per-channel QDQ, activations calibrated on 64 real CIFAR-10 training images resized to the input size).
+RUNTIMES = ("torch", "torch_channels_last", "torch_optimized", "onnxruntime", "onnxruntime-int8")
 
 
 def optimize_for_cpu(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224)) -> nn.Module:
@@ -145,14 +146,12 @@ def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), th
         folder = workdir or tmp
         onnx_paths: Dict[str, str] = {}
         for runtime in runtimes:
-            if runtime == "onnxruntime":
-                from .export import export_onnx
-                for n in names:
-                    onnx_paths[n] = str(export_onnx(models[n], os.path.join(folder, f"{n}.onnx"),
-                                                    (1, 3, image_size, image_size)))
+            ort = runtime.startswith("onnxruntime")
+            if ort:
+                onnx_paths = _onnx_files(models, folder, image_size, int8=runtime == "onnxruntime-int8")
             for nthreads in threads:
                 prepared = {}
-                if runtime == "onnxruntime":
+                if ort:
                     from .export import onnx_session
                     prepared = {n: onnx_session(onnx_paths[n], threads=nthreads) for n in names}
                 elif runtime == "torch_optimized":
@@ -164,7 +163,7 @@ def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), th
                     x = torch.randn(size)
 
                     def measure(n: str) -> float:
-                        if runtime == "onnxruntime":
+                        if ort:
                             return _ort_times(prepared[n], x.numpy(), min_run_time) * 1e3
                         if runtime == "torch":
                             return measure_latency(models[n], size, nthreads, min_run_time)
@@ -180,6 +179,21 @@ def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), th
                             row["ratio"] = statistics.median(a / b for a, b in zip(samples[n], samples[baseline]))
                         rows.append(row)
     return rows
+
+
+def _onnx_files(models: Mapping[str, nn.Module], folder: str, image_size: int, int8: bool) -> Dict[str, str]:
+    """Export every model to ``folder`` (fp32 ONNX) and, with ``int8``, quantize it with real calibration images."""
+    from .export import export_onnx
+
+    paths = {n: str(export_onnx(m, os.path.join(folder, f"{n}.onnx"), (1, 3, image_size, image_size)))
+             for n, m in models.items()}
+    if not int8:
+        return paths
+    from ..training.data import load_dataset
+    from .quantize import calibration_images, quantize_onnx
+
+    images = calibration_images(load_dataset("cifar10-subset"), 64, image_size=image_size)
+    return {n: str(quantize_onnx(p, os.path.join(folder, f"{n}-int8.onnx"), images)) for n, p in paths.items()}
 
 
 def paired_ratios(rows: Sequence[Mapping], model: str, reference: str) -> Dict[tuple, float]:

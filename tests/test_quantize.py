@@ -1,0 +1,195 @@
+"""INT8 post-training quantization (repghost_mini.quantize): a briefly trained model on the real CIFAR-10 subset,
+quantized with onnxruntime, must hold Q/DQ nodes and predict like the float model; bad input gets one sentence."""
+import os
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import repghost_mini as rm
+from repghost_mini.deploy import quantize as q
+
+pytest.importorskip("onnxruntime")
+DATA = os.environ.get("REPGHOST_MINI_DATA")
+needs_data = pytest.mark.skipif(not DATA or not os.path.isdir(os.path.join(DATA, "cifar10-subset")),
+                                reason="the real CIFAR-10 subset is not available (set REPGHOST_MINI_DATA)")
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    if not DATA or not os.path.isdir(os.path.join(DATA, "cifar10-subset")):
+        pytest.skip("the real CIFAR-10 subset is not available (set REPGHOST_MINI_DATA)")
+    return rm.load_dataset("cifar10-subset", train_per_class=100, test_per_class=20)
+
+
+@pytest.fixture(scope="module")
+def trained(bundle, tmp_path_factory):
+    """RepGhostNet-0.5x trained for 6 short epochs on 1,000 real images (~30 s of CPU), fused, exported, quantized
+    per channel with 128 real calibration images: (fused model, fp32 path, int8 path). No label smoothing and no
+    dropout: a model this young then has clear top-1 margins (label smoothing keeps its logits near-tied, so
+    any rounding, float or INT8, flips many predictions)."""
+    torch.manual_seed(0)
+    work = tmp_path_factory.mktemp("int8")
+    cfg = rm.TrainConfig(dataset="cifar10-subset", epochs=6, batch_size=32, lr=0.1, weight_decay=5e-4, ema_decay=None,
+                         label_smoothing=0.0, dropout=0.0, seed=0, threads=1, eval_every=0, progress=False,
+                         out_dir=str(work / "run"))
+    model = rm.reparameterize(rm.train(cfg, bundle=bundle).model)
+    fp32, int8 = work / "fp32.onnx", work / "int8.onnx"
+    q.quantize_model(model, int8, q.calibration_images(bundle, 128), per_channel=True, fp32_path=fp32)
+    return model, fp32, int8
+
+
+@pytest.fixture(scope="module")
+def checkpoint(trained):
+    return trained[1].parent / "run" / "checkpoint.pth"
+
+
+def _test_batch(bundle):
+    _, test = rm.make_loaders(bundle, 64, eval_batch_size=len(bundle.test))
+    return next(iter(test))
+
+
+@needs_data
+def test_int8_file_has_quantize_dequantize_nodes(trained):
+    _, fp32, int8 = trained
+    counts = q.quantized_op_counts(int8)
+    assert counts["QuantizeLinear"] > 0 and counts["DequantizeLinear"] > 0
+    assert sum(q.quantized_op_counts(fp32).values()) == 0
+    assert os.path.getsize(int8) < 0.5 * os.path.getsize(fp32)  # int8 weights: about a quarter of the bytes
+
+
+@needs_data
+def test_int8_predictions_agree_with_fp32_on_real_test_images(trained, bundle):
+    model, fp32, int8 = trained
+    x, y = _test_batch(bundle)
+    ref = q.OnnxModel(fp32)(x).argmax(1)
+    with torch.no_grad():
+        assert torch.equal(ref, model(x).argmax(1)) or (ref == model(x).argmax(1)).float().mean() > 0.99
+    assert len(ref.unique()) >= 3, "the fixture model predicts (almost) one class: it did not learn"
+    agreement = (q.OnnxModel(int8)(x).argmax(1) == ref).float().mean().item()
+    assert agreement >= 0.95, f"INT8 and fp32 agree on only {100 * agreement:.1f}% of {len(y)} test images"
+
+
+@needs_data
+def test_evaluate_onnx_uses_the_checkpoint_evaluation(trained, bundle):
+    model, fp32, _ = trained
+    _, test = rm.make_loaders(bundle, 64)
+    onnx_result = q.evaluate_onnx(fp32, test, bundle.image_size)
+    torch_result = rm.evaluate(model, test, device="cpu")
+    assert set(onnx_result) == set(torch_result)
+    assert abs(onnx_result["top1"] - torch_result["top1"]) <= 100 / len(bundle.test)  # at most one near-tie
+
+
+@needs_data
+def test_calibration_images_are_real_training_images(bundle):
+    x = q.calibration_images(bundle, 50, seed=1)
+    assert x.shape == (50, 3, 32, 32) and x.dtype == torch.float32
+    mean = torch.tensor(bundle.mean).view(1, 3, 1, 1)
+    std = torch.tensor(bundle.std).view(1, 3, 1, 1)
+    pixels = ((x * std + mean) * 255).round().to(torch.uint8)
+    train = bundle.train.images
+    for image in pixels[:5]:  # each one is an image of the training split, pixel for pixel
+        assert (train == image).flatten(1).all(1).any()
+    assert torch.equal(x, q.calibration_images(bundle, 50, seed=1)) and not torch.equal(x, q.calibration_images(
+        bundle, 50, seed=2))
+    reader = q.ImageCalibrationReader(x, batch_size=16)
+    batches = list(reader)
+    assert [b["input"].shape[0] for b in batches] == [16, 16, 16, 2]
+    assert np.array_equal(np.concatenate([b["input"] for b in batches]), x.numpy())
+    assert reader.get_next() is None
+    reader.rewind()
+    assert reader.get_next()["input"].shape == (16, 3, 32, 32)
+
+
+def test_calibration_images_resized_for_a_larger_model():
+    bundle = rm.load_dataset("synthetic")
+    assert q.calibration_images(bundle, 4, image_size=64).shape == (4, 3, 64, 64)
+
+
+# ------------------------------------------------------------------------------------------------ errors
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory):
+    """A fused RepGhostNet-0.5x (random weights) exported for 32-px inputs, and its folder."""
+    work = tmp_path_factory.mktemp("int8err")
+    model = rm.reparameterize(rm.randomize_bn_stats_(rm.repghostnet_050(num_classes=10, small_input=True).eval()))
+    return rm.export_onnx(model, work / "m32.onnx", (1, 3, 32, 32)), work
+
+
+def test_non_onnx_file_is_one_sentence(tiny_onnx, tmp_path):
+    garbage = tmp_path / "notes.onnx"
+    garbage.write_text("this is not a model\n")
+    for call in (lambda: q.onnx_input_shape(garbage), lambda: q.OnnxModel(garbage),
+                 lambda: q.quantize_onnx(garbage, tmp_path / "o.onnx", torch.zeros(2, 3, 32, 32))):
+        with pytest.raises(ValueError, match="not .*ONNX model") as err:
+            call()
+        assert "\n" not in str(err.value)
+    assert not (tmp_path / "o.onnx").exists()
+
+
+def test_wrong_input_size_is_one_sentence(tiny_onnx):
+    path, _ = tiny_onnx
+    q.check_onnx_input(path, 32)
+    with pytest.raises(ValueError, match=r"takes inputs of shape \?x3x32x32 .* 3x224x224 images"):
+        q.check_onnx_input(path, 224)
+    with pytest.raises(ValueError, match="calibration images have shape"):
+        q.quantize_onnx(path, path.parent / "x.onnx", torch.zeros(2, 3, 64, 64))
+
+
+def test_empty_calibration_set_is_one_sentence(tiny_onnx):
+    path, work = tiny_onnx
+    with pytest.raises(ValueError, match="calibration set is empty"):
+        q.quantize_onnx(path, work / "e.onnx", torch.zeros(0, 3, 32, 32))
+    with pytest.raises(ValueError, match="calibration set is empty"):
+        q.calibration_images(rm.load_dataset("synthetic"), 0)
+    with pytest.raises(ValueError, match="calibration set is empty"):
+        q.quantize_model(torch.nn.Identity(), work / "e.onnx", torch.zeros(0, 3, 32, 32))
+    with pytest.raises(ValueError, match="unknown calibration method"):
+        q.quantize_onnx(path, work / "e.onnx", torch.zeros(2, 3, 32, 32), method="mse")
+    assert not (work / "e.onnx").exists()
+
+
+# ------------------------------------------------------------------------------------------------ command line
+@needs_data
+def test_cli_quantize_then_eval_the_onnx_file(checkpoint, tmp_path, capsys):
+    from repghost_mini.cli import main
+
+    out = tmp_path / "model-int8.onnx"
+    assert main(["quantize", str(checkpoint), str(out), "--dataset", "cifar10-subset", "--calibration-images", "32",
+                 "--per-tensor"]) == 0
+    printed = capsys.readouterr().out
+    assert "per-tensor" in printed and "32 cifar10-subset training images" in printed
+    assert q.quantized_op_counts(out)["QuantizeLinear"] > 0
+    assert main(["eval", str(out), "--dataset", "cifar10-subset", "--limit", "10"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("ONNX INT8 (model-int8.onnx): top-1 ") and "top-5" in line
+
+
+@needs_data
+def test_cli_errors_are_one_line(checkpoint, tmp_path, capsys):
+    from repghost_mini.cli import main
+
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"\x00\x01 not a protobuf")
+    cases = [(["eval", str(garbage), "--dataset", "cifar10-subset"], "not .*ONNX model"),
+             (["eval", str(garbage)], "pass --dataset"),
+             (["quantize", str(checkpoint), str(tmp_path / "q.onnx"), "--calibration-images", "0"],
+              "calibration set is empty"),
+             (["quantize", str(checkpoint), str(tmp_path / "q.txt")], "must end in .onnx")]
+    for argv, message in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and re.search(message, err), err
+    big = rm.export_onnx(rm.reparameterize(rm.repghostnet_050(num_classes=10).eval()), tmp_path / "big.onnx",
+                         (1, 3, 64, 64))
+    assert main(["eval", str(big), "--dataset", "cifar10-subset"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "takes inputs of shape ?x3x64x64" in err and "3x32x32 images" in err
+
+
+@needs_data
+def test_bench_runtime_onnxruntime_int8(bundle):
+    rows = rm.benchmark_models(["repghostnet_050_fused"], runtimes=["onnxruntime", "onnxruntime-int8"], image_size=32,
+                               rounds=1, min_run_time=0.01)
+    assert [r["runtime"] for r in rows] == ["onnxruntime", "onnxruntime-int8"]
+    assert all(r["median_ms"] > 0 for r in rows)
