@@ -14,8 +14,6 @@ RESULT = re.compile(r"^RESULT nb\d\d[^:\n]*: \S.*$", re.MULTILINE)
 #: (notebook, check) pairs that another helper's branch is still fixing, with why. They run as strict xfails: the
 #: day the notebook passes, the test fails until its entry is removed here.
 PENDING = {
-    ("07_deploy.ipynb", "solutions"): "notebook 07 is being rewritten by the 'int8' helper (issue #8 hygiene)",
-    ("07_deploy.ipynb", "result"): "notebook 07 is being rewritten by the 'int8' helper (issue #8 hygiene)",
 }
 
 
