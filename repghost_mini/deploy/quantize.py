@@ -246,7 +246,7 @@ class OnnxModel(nn.Module):
 def evaluate_onnx(path: PathLike, loader, image_size: int, threads: int = 1) -> Dict:
     """Top-1 / top-5 / loss of the ONNX file ``path`` on ``loader`` through :func:`repghost_mini.evaluate`
     (the same function that scores checkpoints); checks first that the file takes ``image_size`` images."""
-    from ..training.trainer import evaluate
+    from ..training.evaluation import evaluate
 
     check_onnx_input(path, image_size)
     return evaluate(OnnxModel(path, threads=threads), loader, device="cpu")
