@@ -63,7 +63,7 @@ class _Bottleneck(nn.Module):
     conv_bn_pairs = (("conv_dw", "bn_dw"),)
 
     def _build_tail(self, in_channels: int, mid_channels: int, out_channels: int, dw_size: int, stride: int,
-                    se_ratio: float, shortcut: bool) -> None:
+                    se_ratio: float) -> None:
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, got {stride}.")
         self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
@@ -104,7 +104,7 @@ class GhostBottleneck(_Bottleneck):
                  stride: int = 1, se_ratio: float = 0.0, shortcut: bool = True) -> None:
         super().__init__()
         self.ghost1 = GhostModule(in_channels, mid_channels, relu=True)
-        self._build_tail(in_channels, mid_channels, out_channels, dw_size, stride, se_ratio, shortcut)
+        self._build_tail(in_channels, mid_channels, out_channels, dw_size, stride, se_ratio)
         self.ghost2 = GhostModule(mid_channels, out_channels, relu=False)
         self._build_shortcut(in_channels, out_channels, dw_size, stride, shortcut)
 
@@ -122,6 +122,6 @@ class RepGhostBottleneck(_Bottleneck):
         super().__init__()
         self.ghost1 = RepGhostModule(in_channels, mid_channels, relu=True, branches=branches,
                                      relu_after_dw=relu_after_dw)
-        self._build_tail(in_channels, mid_channels, out_channels, dw_size, stride, se_ratio, shortcut)
+        self._build_tail(in_channels, mid_channels, out_channels, dw_size, stride, se_ratio)
         self.ghost2 = RepGhostModule(mid_channels, out_channels, relu=False, branches=branches)
         self._build_shortcut(in_channels, out_channels, dw_size, stride, shortcut)

@@ -52,8 +52,14 @@ def fold_bn(kernel: Tensor, bias: Optional[Tensor], bn: nn.BatchNorm2d) -> Kerne
     if bn.running_mean is None or bn.running_var is None:
         raise ValueError("BatchNorm tracks no running statistics (track_running_stats=False), so it has no "
                          "fixed affine map to fold; build it with track_running_stats=True.")
+    var = bn.running_var.to(kernel) + bn.eps
+    stats = torch.cat([bn.running_mean.to(kernel), var])
+    if not bool(torch.isfinite(stats).all()) or not bool((var > 0).all()):
+        raise ValueError("BatchNorm running statistics hold NaN/inf or a negative variance (running_var + eps <= 0), "
+                         "so folding would write NaN weights; the training run that produced them diverged: "
+                         "load a healthy checkpoint or re-estimate the statistics in train mode.")
     mean = bn.running_mean.to(kernel)
-    std = (bn.running_var.to(kernel) + bn.eps).sqrt()
+    std = var.sqrt()
     gamma = bn.weight.to(kernel) if bn.weight is not None else torch.ones_like(mean)
     beta = bn.bias.to(kernel) if bn.bias is not None else torch.zeros_like(mean)
     scale = gamma / std

@@ -24,6 +24,7 @@ import math
 from typing import Dict, Sequence, Tuple, Type
 
 import torch
+import torch.fx
 from torch import Tensor, nn
 
 from .fusion import bn_to_kernel, fold_bn, fold_bn_into_conv, identity_kernel, pad_kernel, sum_branches
@@ -37,6 +38,7 @@ __all__ = [
     "REPARAM_BRANCHES",
     "MODULE_VARIANTS",
     "build_module",
+    "check_input",
 ]
 
 #: Re-parameterization branches of Table 6 that can be added to the depthwise conv of module d.
@@ -58,19 +60,33 @@ def _primary_conv(in_channels: int, out_channels: int, relu: bool) -> nn.Sequent
     )
 
 
-def _depthwise(channels: int, out_channels: int, kernel_size: int, bias: bool = False) -> nn.Conv2d:
-    return nn.Conv2d(channels, out_channels, kernel_size, 1, kernel_size // 2, groups=channels, bias=bias)
+def _depthwise(in_channels: int, out_channels: int, kernel_size: int, bias: bool = False) -> nn.Conv2d:
+    """Depthwise ``k x k`` conv (one group per input channel, "same" padding); ``out_channels`` is a multiple."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size, 1, kernel_size // 2, groups=in_channels, bias=bias)
+
+
+def check_input(x: Tensor, in_channels: int, owner: str, what: str = "input",
+                hint: str = "check in_channels or the previous layer's output.") -> None:
+    """Raise one clear ``ValueError`` unless ``x`` is ``(N, in_channels, H, W)``; ``owner`` names the layer.
+
+    Registered with :func:`torch.fx.wrap`, so ``torch.fx.symbolic_trace`` records it as one call in the graph
+    (the traced model keeps the check) instead of failing on the ``if``; TorchScript compiles it as it is.
+    """
+    if x.dim() != 4 or x.size(1) != in_channels:
+        raise ValueError(f"{owner} expects {what} of shape (N, {in_channels}, H, W), got {list(x.shape)}; {hint}")
+
+
+torch.fx.wrap("check_input")
 
 
 class _InputCheck(nn.Module):
-    """Mixin: raise one clear sentence when the input has the wrong number of channels."""
+    """Base: every module of Fig. 3 checks its input with :func:`check_input` (``self.owner`` = class name)."""
 
-    in_channels: int
-
-    def _check_input(self, x: Tensor) -> None:
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"{type(self).__name__} expects input of shape (N, {self.in_channels}, H, W), "
-                             f"got {tuple(x.shape)}; check in_channels or the previous layer's output.")
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        _check_channels(in_channels, out_channels)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.owner = type(self).__name__
 
 
 class GhostModule(_InputCheck):
@@ -83,11 +99,10 @@ class GhostModule(_InputCheck):
 
     def __init__(self, in_channels: int, out_channels: int, dw_size: int = 3, relu: bool = True,
                  ratio: int = 2) -> None:
-        super().__init__()
-        _check_channels(in_channels, out_channels)
+        super().__init__(in_channels, out_channels)
         if not isinstance(ratio, int) or ratio < 2:
             raise ValueError(f"ratio s must be an integer >= 2 (s = 2 in GhostNet), got {ratio!r}.")
-        self.in_channels, self.out_channels, self.ratio = in_channels, out_channels, ratio
+        self.ratio = ratio
         init_channels = math.ceil(out_channels / ratio)
         self.primary_conv = _primary_conv(in_channels, init_channels, relu)
         self.cheap_operation = nn.Sequential(
@@ -97,7 +112,7 @@ class GhostModule(_InputCheck):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        self._check_input(x)
+        check_input(x, self.in_channels, self.owner)
         x1 = self.primary_conv(x)
         x2 = self.cheap_operation(x1)
         return torch.cat([x1, x2], dim=1)[:, : self.out_channels]
@@ -112,9 +127,7 @@ class GhostAddModule(_InputCheck):
     """
 
     def __init__(self, in_channels: int, out_channels: int, dw_size: int = 3, relu: bool = True) -> None:
-        super().__init__()
-        _check_channels(in_channels, out_channels)
-        self.in_channels, self.out_channels = in_channels, out_channels
+        super().__init__(in_channels, out_channels)
         self.primary_conv = _primary_conv(in_channels, out_channels, relu)
         self.cheap_operation = nn.Sequential(
             _depthwise(out_channels, out_channels, dw_size),
@@ -123,7 +136,7 @@ class GhostAddModule(_InputCheck):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        self._check_input(x)
+        check_input(x, self.in_channels, self.owner)
         x1 = self.primary_conv(x)
         return x1 + self.cheap_operation(x1)
 
@@ -146,8 +159,7 @@ class RepGhostModule(_InputCheck):
 
     def __init__(self, in_channels: int, out_channels: int, dw_size: int = 3, relu: bool = True,
                  branches: Sequence[str] = ("bn",), relu_after_dw: bool = False) -> None:
-        super().__init__()
-        _check_channels(in_channels, out_channels)
+        super().__init__(in_channels, out_channels)
         if isinstance(branches, str):
             branches = (branches,)
         unknown = [b for b in branches if b not in REPARAM_BRANCHES]
@@ -159,8 +171,9 @@ class RepGhostModule(_InputCheck):
         if relu_after_dw and not relu:
             raise ValueError("relu_after_dw=True (the '+ReLU' variant) needs relu=True: a module without ReLU "
                              "has no ReLU to move into the branch.")
-        self.in_channels, self.out_channels, self.dw_size = in_channels, out_channels, dw_size
+        self.dw_size = dw_size
         self.branches = tuple(b for b in REPARAM_BRANCHES if b in branches)
+        self.identity_branch = "identity" in self.branches  # a bool, so TorchScript can branch on it
         self.relu_after_dw = relu_after_dw
         self.primary_conv = _primary_conv(in_channels, out_channels, relu)
         self.cheap_operation = nn.Sequential(_depthwise(out_channels, out_channels, dw_size),
@@ -172,10 +185,10 @@ class RepGhostModule(_InputCheck):
         self.relu = nn.ReLU(inplace=True) if relu else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
-        self._check_input(x)
+        check_input(x, self.in_channels, self.owner)
         x1 = self.primary_conv(x)
         y = self.cheap_relu(self.cheap_operation(x1))
-        if "identity" in self.branches:
+        if self.identity_branch:
             y = y + x1
         if self.fusion_bn is not None:
             y = y + self.fusion_bn(x1)
@@ -239,16 +252,15 @@ class RepGhostInferenceModule(_InputCheck):
     """
 
     def __init__(self, in_channels: int, out_channels: int, dw_size: int = 3, relu: bool = True) -> None:
-        super().__init__()
-        _check_channels(in_channels, out_channels)
-        self.in_channels, self.out_channels, self.dw_size = in_channels, out_channels, dw_size
+        super().__init__(in_channels, out_channels)
+        self.dw_size = dw_size
         self.primary_conv = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, 1, 0, bias=True),
                                           nn.ReLU(inplace=True) if relu else nn.Identity())
         self.cheap_operation = _depthwise(out_channels, out_channels, dw_size, bias=True)
         self.relu = nn.ReLU(inplace=True) if relu else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
-        self._check_input(x)
+        check_input(x, self.in_channels, self.owner)
         return self.relu(self.cheap_operation(self.primary_conv(x)))
 
 

@@ -18,15 +18,18 @@ and, on a 5-minute CPU budget, gives fewer epochs and lower accuracy (``benchmar
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple, Type
+from typing import Dict, List, Sequence, Tuple, Type, Union
+
+import torch.fx
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .bottlenecks import GhostBottleneck, RepGhostBottleneck, make_divisible
+from .modules import check_input
 
 __all__ = [
-    "REPGHOSTNET_CFG", "GHOSTNET_CFG", "TABLE3_WIDTHS", "ConvBnAct", "RepGhostNet", "GhostNet",
+    "REPGHOSTNET_CFG", "GHOSTNET_CFG", "TABLE3_WIDTHS", "ConvBnAct", "RepGhostNet", "GhostNet", "FeatureNet",
     "repghostnet", "ghostnet",
     "repghostnet_050", "repghostnet_058", "repghostnet_080", "repghostnet_100", "repghostnet_111",
     "repghostnet_130", "repghostnet_150", "repghostnet_200", "ghostnet_050", "ghostnet_100", "ghostnet_130",
@@ -79,8 +82,57 @@ class ConvBnAct(nn.Module):
         return self.act1(self.bn1(self.conv(x)))
 
 
+def _stem_and_stages(cfg: Sequence[Sequence[Row]], block: Type[nn.Module], width: float, in_chans: int,
+                     small_input: bool, head_expansion: int, **block_kwargs) -> Tuple[nn.Conv2d, nn.BatchNorm2d, nn.Sequential, List[Dict]]:
+    """The stem conv + BN, the stages (one ``nn.Sequential`` per group, then the 1x1 conv to 960) and the
+    feature points: for each reduction (total stride), the last stage that outputs it (timm's dict keys)."""
+    stem = make_divisible(16 * width, 4)
+    reduction = 1 if small_input else 2
+    stages: List[nn.Module] = []
+    info: List[Dict] = []
+    prev = stem
+    for group in cfg:
+        layers = []
+        for k, mid, out, se, stride in group:
+            out_ch, mid_ch = make_divisible(out * width, 4), make_divisible(mid * width, 4)
+            layers.append(block(prev, mid_ch, out_ch, k, stride, se_ratio=se, **block_kwargs))
+            prev = out_ch
+        reduction *= group[0][4]
+        stages.append(nn.Sequential(*layers))
+        info.append(dict(num_chs=prev, reduction=reduction, module=f"blocks.{len(stages) - 1}"))
+    last = make_divisible(cfg[-1][-1][1] * width * head_expansion, 4)
+    stages.append(nn.Sequential(ConvBnAct(prev, last)))
+    info.append(dict(num_chs=last, reduction=reduction, module=f"blocks.{len(stages) - 1}"))
+    # keep the last stage of each reduction: ends of "stages" in the detection sense (C2..C5 of ResNet)
+    points = [d for d, nxt in zip(info, info[1:] + [None]) if nxt is None or nxt["reduction"] != d["reduction"]]
+    conv_stem = nn.Conv2d(in_chans, stem, 3, 1 if small_input else 2, 1, bias=False)
+    return conv_stem, nn.BatchNorm2d(stem), nn.Sequential(*stages), points
+
+
+def _check_network_args(width: float, num_classes: int, dropout: float) -> None:
+    if not isinstance(width, (int, float)) or width <= 0:
+        raise ValueError(f"width must be a positive number (Table 3 uses {TABLE3_WIDTHS}), got {width!r}.")
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}.")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+
+
+def check_images(x: Tensor, in_chans: int, owner: str) -> None:
+    """:func:`~repghost_mini.modules.check_input` at a network's entry, with a hint about image channels."""
+    check_input(x, in_chans, owner, "images", "convert grayscale to RGB or set in_chans.")
+
+
+torch.fx.wrap("check_images")  # traced as one call, like check_input
+
+
 class _GhostNetSkeleton(nn.Module):
-    """Stem -> bottleneck groups -> 1x1 conv -> pool -> 1x1 conv head -> dropout -> classifier."""
+    """Stem -> bottleneck groups -> 1x1 conv -> pool -> 1x1 conv head -> dropout -> classifier.
+
+    ``feature_info``: one dict per reduction 2, 4, 8, 16, 32 (1 ... 16 with ``small_input``) with the
+    channels (``num_chs``), the total stride (``reduction``) and the stage that outputs it (``module``),
+    in timm's format; ``features_only=True`` in :func:`repghostnet` / :func:`ghostnet` returns those maps.
+    """
 
     conv_bn_pairs = (("conv_stem", "bn1"),)
     #: Final 1x1 conv channels = last #mid * this (RepGhostNet doubles its thinner #mid back to 960).
@@ -89,50 +141,85 @@ class _GhostNetSkeleton(nn.Module):
     def __init__(self, cfg: Sequence[Sequence[Row]], block: Type[nn.Module], width: float, num_classes: int,
                  in_chans: int, dropout: float, small_input: bool, **block_kwargs) -> None:
         super().__init__()
-        if not isinstance(width, (int, float)) or width <= 0:
-            raise ValueError(f"width must be a positive number (Table 3 uses {TABLE3_WIDTHS}), got {width!r}.")
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}.")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+        _check_network_args(width, num_classes, dropout)
         self.in_chans, self.num_classes, self.dropout, self.width = in_chans, num_classes, dropout, width
-        stem = make_divisible(16 * width, 4)
-        self.conv_stem = nn.Conv2d(in_chans, stem, 3, 1 if small_input else 2, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(stem)
+        self.owner = type(self).__name__
+        self.conv_stem, self.bn1, self.blocks, self.feature_info = _stem_and_stages(
+            cfg, block, width, in_chans, small_input, self.head_expansion, **block_kwargs)
         self.act1 = nn.ReLU(inplace=True)
-        stages: List[nn.Module] = []
-        prev = stem
-        for group in cfg:
-            layers = []
-            for k, mid, out, se, stride in group:
-                out_ch, mid_ch = make_divisible(out * width, 4), make_divisible(mid * width, 4)
-                layers.append(block(prev, mid_ch, out_ch, k, stride, se_ratio=se, **block_kwargs))
-                prev = out_ch
-            stages.append(nn.Sequential(*layers))
-        last = make_divisible(cfg[-1][-1][1] * width * self.head_expansion, 4)
-        stages.append(nn.Sequential(ConvBnAct(prev, last)))
-        self.blocks = nn.Sequential(*stages)
-        self.num_features = last
+        self.num_features = self.feature_info[-1]["num_chs"]
         self.global_pool = nn.AdaptiveAvgPool2d(1)
-        self.conv_head = nn.Conv2d(last, 1280, 1, 1, 0, bias=True)
+        self.conv_head = nn.Conv2d(self.num_features, 1280, 1, 1, 0, bias=True)
         self.act2 = nn.ReLU(inplace=True)
         self.flatten = nn.Flatten(1)
         self.classifier = nn.Linear(1280, num_classes)
 
     def forward_features(self, x: Tensor) -> Tensor:
         """``(N, in_chans, H, W)`` -> ``(N, 960*width, H/32, W/32)`` (``H/16`` with ``small_input``)."""
-        if x.dim() != 4 or x.shape[1] != self.in_chans:
-            raise ValueError(f"{type(self).__name__} expects images of shape (N, {self.in_chans}, H, W), got "
-                             f"{tuple(x.shape)}; convert grayscale to RGB or set in_chans.")
+        check_images(x, self.in_chans, self.owner)
         return self.blocks(self.act1(self.bn1(self.conv_stem(x))))
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """Feature map from :meth:`forward_features` -> ``(N, num_classes)`` logits (``(N, 1280)`` if
+        ``pre_logits``): pool, 1x1 conv to 1280 + ReLU, dropout, classifier (timm's split)."""
+        x = self.flatten(self.act2(self.conv_head(self.global_pool(x))))
+        if self.dropout > 0:
+            x = F.dropout(x, p=self.dropout, training=self.training)
+        return x if pre_logits else self.classifier(x)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(N, in_chans, H, W)`` images -> ``(N, num_classes)`` logits."""
-        x = self.act2(self.conv_head(self.global_pool(self.forward_features(x))))
-        x = self.flatten(x)
-        if self.dropout > 0:
-            x = F.dropout(x, p=self.dropout, training=self.training)
-        return self.classifier(x)
+        return self.forward_head(self.forward_features(x))
+
+
+class FeatureNet(nn.Module):
+    """The multi-scale feature maps of a RepGhostNet / GhostNet: ``features_only=True`` (timm's naming).
+
+    Keeps the network's stem and the stages up to the deepest requested output (same module names, so a
+    classifier checkpoint loads with ``strict=False``: only the head's keys are unused) and returns a list of
+    maps, one per entry of ``out_indices`` into the network's ``feature_info`` (index ``i`` has reduction
+    ``2 ** (i + 1)``, half that with ``small_input``). ``feature_info`` here lists the returned maps only.
+    Unlike timm, which taps the first block of each resolution, each map is the *last* stage at its
+    resolution (as ResNet's C2-C5), so the stride-32 map is the 1x1 conv to 960 channels.
+    """
+
+    conv_bn_pairs = (("conv_stem", "bn1"),)
+
+    def __init__(self, net: _GhostNetSkeleton, out_indices: Sequence[int] = (1, 2, 3, 4)) -> None:
+        super().__init__()
+        n = len(net.feature_info)
+        out_indices = [out_indices] if isinstance(out_indices, int) else list(out_indices)
+        if not out_indices or any(not isinstance(i, int) or not 0 <= i < n for i in out_indices) \
+                or sorted(set(out_indices)) != out_indices:
+            raise ValueError(f"out_indices must be increasing distinct indices into the {n} feature levels "
+                             f"(0 ... {n - 1}: reductions {[d['reduction'] for d in net.feature_info]}), "
+                             f"got {out_indices!r}.")
+        self.in_chans, self.owner = net.in_chans, type(self).__name__
+        self.out_indices = tuple(out_indices)
+        self.feature_info = [dict(net.feature_info[i], index=i) for i in out_indices]
+        self.out_stages = [int(d["module"].split(".")[1]) for d in self.feature_info]
+        self.conv_stem, self.bn1, self.act1 = net.conv_stem, net.bn1, net.act1
+        self.blocks = nn.Sequential(*list(net.blocks)[: self.out_stages[-1] + 1])
+        self.config: Dict = dict(getattr(net, "config", {}), features_only=True, out_indices=self.out_indices)
+
+    def channels(self) -> List[int]:
+        """Channels of each returned map (timm's ``feature_info.channels()``)."""
+        return [d["num_chs"] for d in self.feature_info]
+
+    def reduction(self) -> List[int]:
+        """Total stride of each returned map (timm's ``feature_info.reduction()``)."""
+        return [d["reduction"] for d in self.feature_info]
+
+    def forward(self, x: Tensor) -> List[Tensor]:
+        """``(N, in_chans, H, W)`` -> list of ``(N, channels()[i], H / reduction()[i], W / reduction()[i])``."""
+        check_images(x, self.in_chans, self.owner)
+        x = self.act1(self.bn1(self.conv_stem(x)))
+        out: List[Tensor] = []
+        for i, stage in enumerate(self.blocks):
+            x = stage(x)
+            if i in self.out_stages:
+                out.append(x)
+        return out
 
 
 class RepGhostNet(_GhostNetSkeleton):
@@ -166,15 +253,21 @@ class GhostNet(_GhostNetSkeleton):
                                  small_input=small_input, shortcut=shortcut)
 
 
-def repghostnet(width: float = 1.0, num_classes: int = 1000, **variant) -> RepGhostNet:
+def repghostnet(width: float = 1.0, num_classes: int = 1000, features_only: bool = False,
+                out_indices: Sequence[int] = (1, 2, 3, 4), **variant) -> Union[RepGhostNet, FeatureNet]:
     """RepGhostNet ``width``x (training form). ``variant``: in_chans, dropout, small_input, branches,
-    relu_after_dw, shortcut -- see :class:`RepGhostNet`."""
-    return RepGhostNet(width, num_classes, **variant)
+    relu_after_dw, shortcut -- see :class:`RepGhostNet`. ``features_only=True``: a :class:`FeatureNet`
+    returning the maps at ``out_indices`` (default: reductions 4, 8, 16, 32)."""
+    net = RepGhostNet(width, num_classes, **variant)
+    return FeatureNet(net, out_indices) if features_only else net
 
 
-def ghostnet(width: float = 1.0, num_classes: int = 1000, **variant) -> GhostNet:
-    """GhostNet ``width``x. ``variant``: in_chans, dropout, small_input, shortcut."""
-    return GhostNet(width, num_classes, **variant)
+def ghostnet(width: float = 1.0, num_classes: int = 1000, features_only: bool = False,
+             out_indices: Sequence[int] = (1, 2, 3, 4), **variant) -> Union[GhostNet, FeatureNet]:
+    """GhostNet ``width``x. ``variant``: in_chans, dropout, small_input, shortcut; ``features_only`` and
+    ``out_indices`` as in :func:`repghostnet`."""
+    net = GhostNet(width, num_classes, **variant)
+    return FeatureNet(net, out_indices) if features_only else net
 
 
 def repghostnet_050(**kw) -> RepGhostNet:
