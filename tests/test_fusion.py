@@ -136,3 +136,14 @@ def test_property_depthwise_branches_sum(channels, k, stride, branches, batch, s
     out = F.conv2d(x, kernel, bias, stride, k // 2, groups=channels)
     assert out.shape == ref.shape
     assert rel_err(out, ref) <= 1e-12
+
+
+@pytest.mark.parametrize("bad", [float("nan"), -2.0, float("inf")])
+def test_fold_bn_refuses_broken_running_var(bad):
+    bn = nn.BatchNorm2d(4).eval()
+    with torch.no_grad():
+        bn.running_var[1] = bad
+    with pytest.raises(ValueError, match="NaN/inf or a negative variance"):
+        r.fold_bn(torch.randn(4, 2, 3, 3), None, bn)
+    with pytest.raises(ValueError, match="NaN/inf or a negative variance"):
+        r.fold_bn_into_conv(nn.Conv2d(2, 4, 3, bias=False), bn)

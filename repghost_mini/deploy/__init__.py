@@ -1,8 +1,9 @@
-"""Deployment: export to ONNX and run it in onnxruntime, INT8 quantization, and latency of named models in several
-runtimes."""
-from . import export, latency, quantize
+"""Deployment: export to ONNX and run it in onnxruntime, INT8 quantization, latency of named models in several
+runtimes, and RepGhostNet as the backbone of a torchvision detector."""
+from . import detection, export, latency, quantize
+from .detection import *  # noqa: F401,F403
 from .export import *  # noqa: F401,F403
 from .quantize import *  # noqa: F401,F403
 from .latency import *  # noqa: F401,F403
 
-__all__ = export.__all__ + quantize.__all__ + latency.__all__
+__all__ = export.__all__ + quantize.__all__ + latency.__all__ + detection.__all__

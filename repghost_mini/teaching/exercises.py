@@ -35,7 +35,7 @@ from ..core.reparam import randomize_bn_stats_
 
 __all__ = ["compare", "check_fold_bn", "check_identity_kernel", "check_pad_kernel",
            "check_repghost_module_params", "check_answer", "numeric_hint",
-           "check_fuse_module_d", "check_choice"]
+           "check_fuse_module_d", "check_choice", "check_feature_shapes"]
 
 #: Tolerances used by the checkers (and by :func:`compare` by default), per dtype: (rtol, atol).
 TOLERANCES = {torch.float64: (1e-10, 1e-12), torch.float32: (1e-5, 1e-6), torch.float16: (1e-3, 1e-4),
@@ -511,3 +511,42 @@ def check_choice(question: str, got: Optional[str], correct: str, why_not: dict)
         raise AssertionError(f"{question}: not ({got}) -- {why_not[got]}")
     print(f"{question}: correct")
     return True
+
+
+def check_feature_shapes(fn: Callable) -> bool:
+    """Check ``fn(height, width, feature_info) -> [(C, H_i, W_i), ...]``: the maps ``features_only`` returns.
+
+    Compared with a real :class:`~repghost_mini.networks.FeatureNet` run on ``(1, 3, height, width)``, for odd
+    and even sizes, several widths and ``small_input``; a wrong answer names the map and what is off (channels
+    or spatial size, with a hint on rounding) without giving the expected shape away.
+    """
+    from ..core.networks import repghostnet
+    name = "feature_shapes"
+
+    def case(width: float, h: int, w: int, small: bool):
+        label = f"width={width}, {h}x{w}" + (", small_input" if small else "")
+
+        def run() -> None:
+            feats = repghostnet(width, features_only=True, out_indices=range(5), small_input=small).eval()
+            with torch.no_grad():
+                expected = [tuple(m.shape[1:]) for m in feats(torch.zeros(1, 3, h, w))]
+            got = _call(fn, name, label, h, w, feats.feature_info)
+            if not isinstance(got, (list, tuple)) or len(got) != len(expected):
+                raise AssertionError(f"{name} [{label}]: return one (C, H, W) tuple per entry of feature_info "
+                                     f"({len(expected)} entries).")
+            for i, (g, e, info) in enumerate(zip(got, expected, feats.feature_info)):
+                g = tuple(int(v) for v in g)
+                if len(g) != 3 or g[0] != e[0]:
+                    raise AssertionError(f"{name} [{label}]: map {i} has the wrong channel count -- read it from "
+                                         "feature_info's num_chs.")
+                if g[1:] != e[1:]:
+                    hint = ("off by one: each stride-2 conv with padding k // 2 rounds *up*, so use ceil, not floor"
+                            if all(abs(a - b) <= 1 for a, b in zip(g[1:], e[1:])) else
+                            "divide the image size by the map's reduction (its total stride)")
+                    raise AssertionError(f"{name} [{label}]: map {i} (reduction {info['reduction']}) has the wrong "
+                                         f"spatial size: {hint}.")
+        return label, run
+
+    cases = [case(wd, h, w, s) for wd, h, w, s in ((1.0, 64, 96, False), (0.5, 75, 101, False),
+                                                   (1.3, 33, 47, True))]
+    return _run(name, cases)
