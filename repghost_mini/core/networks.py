@@ -119,7 +119,7 @@ def _check_network_args(width: float, num_classes: int, dropout: float) -> None:
 
 
 def check_images(x: Tensor, in_chans: int, owner: str) -> None:
-    """:func:`~repghost_mini.modules.check_input` at a network's entry, with a hint about image channels."""
+    """:func:`~repghost_mini.core.modules.check_input` at a network's entry, with a hint about image channels."""
     check_input(x, in_chans, owner, "images", "convert grayscale to RGB or set in_chans.")
 
 

@@ -1,7 +1,7 @@
 r"""RepGhostNet as the backbone of a torchvision detector (paper Sec. 4.2, Table 4).
 
 The paper trains RetinaNet and Mask R-CNN on COCO with RepGhostNet in place of the ImageNet backbone.
-Here the pieces are torchvision's: :class:`~repghost_mini.networks.FeatureNet` (``features_only=True``)
+Here the pieces are torchvision's: :class:`~repghost_mini.core.networks.FeatureNet` (``features_only=True``)
 gives the maps at strides 4, 8, 16, 32, :class:`torchvision.ops.FeaturePyramidNetwork` turns them into
 ``out_channels`` maps each, and :class:`BackboneFPN` carries the ``out_channels`` attribute that
 ``FasterRCNN`` / ``RetinaNet`` / ``FCOS`` read. (torchvision's own ``BackboneWithFPN`` needs the tapped
@@ -56,7 +56,7 @@ def repghost_fpn_backbone(width: float = 1.0, out_indices: Sequence[int] = (1, 2
                           **variant) -> BackboneFPN:
     """A RepGhostNet (or ``arch="ghostnet"``) feature model of ``width`` wrapped with an FPN.
 
-    ``variant`` goes to :func:`~repghost_mini.networks.repghostnet` (``small_input``, ``branches`` ...).
+    ``variant`` goes to :func:`~repghost_mini.core.networks.repghostnet` (``small_input``, ``branches`` ...).
     Weights are random: load ImageNet weights into the :class:`FeatureNet` (``body``) with
     ``strict=False`` before training a detector for real.
     """

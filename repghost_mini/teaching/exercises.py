@@ -516,7 +516,7 @@ def check_choice(question: str, got: Optional[str], correct: str, why_not: dict)
 def check_feature_shapes(fn: Callable) -> bool:
     """Check ``fn(height, width, feature_info) -> [(C, H_i, W_i), ...]``: the maps ``features_only`` returns.
 
-    Compared with a real :class:`~repghost_mini.networks.FeatureNet` run on ``(1, 3, height, width)``, for odd
+    Compared with a real :class:`~repghost_mini.core.networks.FeatureNet` run on ``(1, 3, height, width)``, for odd
     and even sizes, several widths and ``small_input``; a wrong answer names the map and what is off (channels
     or spatial size, with a hint on rounding) without giving the expected shape away.
     """
