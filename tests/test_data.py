@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import repghost_mini as r
+from repghost_mini.training import data as data_module
 from repghost_mini.training.data import InMemoryLoader, _decode_jpegs, data_roots
 
 SHARED = os.environ.get("REPGHOST_MINI_DATA")
@@ -16,9 +17,9 @@ needs_shared = pytest.mark.skipif(not SHARED or not Path(SHARED, "cifar10-subset
 
 @pytest.fixture
 def empty_env(tmp_path, monkeypatch):
-    """No REPGHOST_MINI_DATA, and ./data is an empty folder."""
+    """No REPGHOST_MINI_DATA, the default data folder is tmp_path/data (empty), and downloads fail."""
     monkeypatch.delenv("REPGHOST_MINI_DATA", raising=False)
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(data_module, "default_data_dir", lambda: tmp_path / "data")
     return tmp_path
 
 
@@ -34,30 +35,39 @@ def write_npz(path, n=12, size=8, **override):
 
 # ---------------------------------------------------------------- lookup and errors
 def test_lookup_order(empty_env, monkeypatch):
-    assert data_roots() == [Path("data")]
+    assert data_roots() == [empty_env / "data"]
     monkeypatch.setenv("REPGHOST_MINI_DATA", "/somewhere")
-    assert data_roots() == [Path("/somewhere"), Path("data")]
+    assert data_roots() == [Path("/somewhere"), empty_env / "data"]
     assert data_roots("/explicit") == [Path("/explicit")]  # an explicit path is the only place searched
+
+
+def test_default_data_folder_is_the_checkouts_data_from_any_working_directory(tmp_path, monkeypatch):
+    repo_data = Path(r.__file__).resolve().parent.parent / "data"
+    for cwd in (tmp_path, repo_data.parent / "notebooks"):
+        monkeypatch.chdir(cwd)
+        assert data_module.default_data_dir() == repo_data  # never notebooks/data or ./data
+    ignored = (repo_data / ".gitignore").read_text()
+    assert "*" in ignored.split() and "!README.md" in ignored.split()  # downloads there are never committed
 
 
 def test_nothing_found_lists_paths_and_never_falls_back_to_synthetic(empty_env, monkeypatch):
     monkeypatch.setenv("REPGHOST_MINI_DATA", str(empty_env / "shared"))
     with pytest.raises(FileNotFoundError) as err:
-        r.load_dataset("cifar10-subset")
+        r.load_dataset("cifar10-subset", download=False)
     msg = str(err.value)
     assert str(empty_env / "shared" / "cifar10_subset.npz") in msg and "data/cifar10_subset.npz" in msg
     assert "REPGHOST_MINI_DATA" in msg
-    with pytest.raises(FileNotFoundError, match="download=False"):
+    with pytest.raises(FileNotFoundError, match="download=True"):
         r.load_dataset("cifar10", download=False)
-    with pytest.raises(FileNotFoundError, match="train/ and val/"):
-        r.load_dataset("imagenet-subset")
+    with pytest.raises(FileNotFoundError, match="train/<class>/ and val/<class>/"):
+        r.load_dataset("imagenet-subset", download=False)
 
 
-def test_found_in_dot_data_and_by_env(empty_env, monkeypatch):
+def test_found_in_the_data_folder_and_by_env(empty_env, monkeypatch):
     (empty_env / "data").mkdir()
     write_npz(empty_env / "data" / "cifar10_subset.npz")
     b = r.load_dataset("cifar10-subset")
-    assert len(b.train) == 12 and b.source == str(Path("data") / "cifar10_subset.npz")
+    assert len(b.train) == 12 and b.source == str(empty_env / "data" / "cifar10_subset.npz")
     other = empty_env / "elsewhere" / "cifar10-subset"
     other.mkdir(parents=True)
     write_npz(other / "cifar10_subset.npz", n=6)

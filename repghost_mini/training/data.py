@@ -8,9 +8,22 @@ same at small scale:
   random-resized crop for larger ones; centre crop for evaluation.
 
 Where data is looked for (first hit wins): an explicit ``path`` argument (then *only* there), else the folder in
-the environment variable ``REPGHOST_MINI_DATA``, else ``./data``. When nothing is found and no download is
-possible, one error lists every path that was tried. A ``"synthetic"`` dataset exists for smoke tests and is only
+the environment variable ``REPGHOST_MINI_DATA``, else the one data folder :func:`default_data_dir` (the
+repository's ``data/`` folder in a source checkout, found from the package's own location so that a notebook, the
+CLI and the tests agree whatever the working directory; ``~/.cache/repghost_mini`` for an installed package).
+Downloads land in ``path`` if given, else ``$REPGHOST_MINI_DATA`` if set, else that folder.
+
+**A fresh clone** has no offline copies. Then ``"cifar10-subset"`` is cut from torchvision's CIFAR-10 download (the
+subset *is* the leading rows of each official batch, :data:`CIFAR10_SUBSET_ROWS`, so the cut is pixel-identical
+to ``cifar10_subset.npz``) and ``"imagenet-subset"`` falls back to Imagenette (10 ImageNet classes, resized to
+64 px; the bundle's ``name`` and ``source`` say so). When nothing is found and no download is possible, one error
+lists every path tried and what to set or download. A ``"synthetic"`` dataset exists for smoke tests and is only
 used when asked for by name.
+
+**Validated once, at load**, before any training step: labels are class indices $0..K-1$ with every class present
+in the training split and no test label the training split lacks; no split is empty; every image of a folder
+dataset (after the per-class limits) decodes, else the error names the file. Problems raise :class:`DataError`
+(a ``ValueError``) or ``FileNotFoundError`` with one sentence saying what is wrong and what to do.
 
 Small datasets (CIFAR-10 from an .npz or the torchvision batches) are held in memory as one uint8 tensor and
 augmented a whole batch at a time (:class:`BatchAugment`), so the data never waits on per-image Python code.
@@ -22,9 +35,11 @@ import copy
 import io
 import math
 import os
+import pickle
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -32,9 +47,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 __all__ = [
-    "DATASET_NAMES", "NORMALIZATION", "CIFAR10_CLASSES", "DataBundle", "InMemoryImages", "BatchAugment",
-    "InMemoryLoader", "load_dataset", "load_npz", "make_loaders", "train_transforms", "eval_transforms",
-    "data_roots", "denormalize", "default_workers", "first_classes", "ClassSlice",
+    "DATASET_NAMES", "NORMALIZATION", "CIFAR10_CLASSES", "CIFAR10_SUBSET_ROWS", "DataBundle", "DataError",
+    "InMemoryImages", "BatchAugment", "InMemoryLoader", "load_dataset", "load_npz", "make_loaders",
+    "train_transforms", "eval_transforms", "data_roots", "default_data_dir", "denormalize", "default_workers",
+    "first_classes", "ClassSlice",
 ]
 
 DATASET_NAMES: Tuple[str, ...] = ("cifar10", "cifar10-subset", "npz", "imagenette", "imagenet-subset",
@@ -49,9 +65,20 @@ NORMALIZATION: Dict[str, Tuple[Tuple[float, float, float], Tuple[float, float, f
 CIFAR10_CLASSES: List[str] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                               "truck"]
 
+#: ``cifar10_subset.npz`` = the first rows of each official CIFAR-10 python batch, in batch order (its
+#: PROVENANCE.md): (data_batch_1, ..., data_batch_5) for training, then test_batch.
+CIFAR10_SUBSET_ROWS: Tuple[Tuple[int, int, int, int, int], int] = ((1017, 1017, 1017, 1101, 1017), 1017)
+
 ENV_VAR = "REPGHOST_MINI_DATA"
-HOW_TO_PROVIDE = (f"pass a path (a folder or a .npz file), set {ENV_VAR} to the folder holding the data "
-                  "(e.g. the shared folder with cifar10-subset/), or run once with internet access to download")
+_CIFAR_BATCH = 10_000  # images per official CIFAR-10 batch
+#: What a failed download or a damaged download folder raises inside torchvision (URLError is an OSError;
+#: MD5 mismatches and "not found or corrupted" are RuntimeErrors; damaged pickles/archives the rest).
+_DOWNLOAD_ERRORS = (OSError, RuntimeError, EOFError, ValueError, tarfile.TarError, pickle.UnpicklingError)
+
+
+class DataError(ValueError):
+    """Data that cannot be used as it is (bad labels, empty split, undecodable file): one sentence on what is
+    wrong and what to do."""
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -78,7 +105,8 @@ class InMemoryImages(Dataset):
 
 @dataclass
 class DataBundle:
-    """A train/test pair plus what a model and a plot need to know about it."""
+    """A train/test pair plus what a model and a plot need to know about it (``resize``: the images are larger
+    than ``image_size`` and are resized / resize-cropped to it)."""
 
     name: str
     train: Dataset
@@ -90,6 +118,7 @@ class DataBundle:
     std: Tuple[float, float, float]
     source: str
     in_memory: bool = field(default=False)
+    resize: bool = field(default=False)
 
     def __repr__(self) -> str:
         return (f"DataBundle({self.name!r}: {len(self.train)} train / {len(self.test)} test images, "
@@ -99,20 +128,30 @@ class DataBundle:
 # ----------------------------------------------------------------------------------------------------------------
 # Finding data
 # ----------------------------------------------------------------------------------------------------------------
+def default_data_dir() -> Path:
+    """The one folder downloads land in when neither ``path`` nor ``$REPGHOST_MINI_DATA`` is given: the
+    repository's ``data/`` (next to the ``repghost_mini`` package in a source checkout, whatever the working
+    directory), else ``$XDG_CACHE_HOME/repghost_mini`` (default ``~/.cache/repghost_mini``)."""
+    package = next(p for p in Path(__file__).resolve().parents if p.name == "repghost_mini")
+    checkout = package.parent / "data"
+    if (checkout / "README.md").is_file():
+        return checkout
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "repghost_mini"
+
+
 def data_roots(path: Optional[Union[str, os.PathLike]] = None) -> List[Path]:
-    """Folders searched, in order: ``[path]`` if given, else ``$REPGHOST_MINI_DATA`` (if set) and ``./data``."""
+    """Folders searched, in order: ``[path]`` if given, else ``$REPGHOST_MINI_DATA`` (if set) and
+    :func:`default_data_dir`. Downloads go to the first of them."""
     if path is not None:
         return [Path(path).expanduser()]
-    roots = []
-    if os.environ.get(ENV_VAR):
-        roots.append(Path(os.environ[ENV_VAR]).expanduser())
-    roots.append(Path("data"))
-    return roots
+    roots = [Path(os.environ[ENV_VAR]).expanduser()] if os.environ.get(ENV_VAR) else []
+    default = default_data_dir()
+    return roots + ([default] if default not in roots else [])
 
 
-def _not_found(name: str, tried: Sequence[Path], extra: str = "") -> FileNotFoundError:
+def _not_found(name: str, tried: Sequence[Path], remedy: str) -> FileNotFoundError:
     listed = ", ".join(str(p) for p in tried)
-    return FileNotFoundError(f"no {name} data found (looked for: {listed}){extra}; {HOW_TO_PROVIDE}.")
+    return FileNotFoundError(f"no {name} data found (looked for: {listed}); {remedy}.")
 
 
 def _first_existing(candidates: Sequence[Path]) -> Optional[Path]:
@@ -123,75 +162,190 @@ def _first_existing(candidates: Sequence[Path]) -> Optional[Path]:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Validation (once, at load, before any training step)
+# ----------------------------------------------------------------------------------------------------------------
+def check_labels(where: str, train: Tensor, test: Tensor, num_classes: Optional[int] = None) -> int:
+    """Check that ``train``/``test`` labels are usable class indices and return the number of classes $K$.
+
+    Both splits non-empty; labels in $0..K-1$ with every class present in ``train`` (so one stray label of
+    $10^9$ cannot ask for $10^9$ classes); no test label the training split lacks; at most ``num_classes``
+    classes when the data set has a fixed class list.
+    """
+    for split, labels in (("training", train), ("test", test)):
+        if labels.numel() == 0:
+            raise DataError(f"{where}: the {split} split holds no images; provide at least one image per class.")
+        if int(labels.min()) < 0:
+            raise DataError(f"{where}: the {split} split has label {int(labels.min())}; labels must be class "
+                            "indices 0, 1, ..., K-1.")
+    present = torch.unique(train)
+    k = int(present[-1]) + 1
+    if len(present) != k:
+        missing = sorted(set(range(min(k, 10 ** 6))) - set(present.tolist()))[:3]
+        raise DataError(f"{where}: the training labels are not 0..K-1 (largest {k - 1}, but {len(present)} "
+                        f"distinct labels; e.g. {missing} have no image); relabel the classes as 0..K-1.")
+    if num_classes is not None and k > num_classes:
+        raise DataError(f"{where}: label {k - 1} but this data set has {num_classes} classes (0..{num_classes - 1}).")
+    unseen = test[(test >= k)]
+    if unseen.numel():
+        raise DataError(f"{where}: the test split has label {int(unseen.max())}, which no training image has "
+                        f"(training labels are 0..{k - 1}); a model cannot learn a class it never sees.")
+    return num_classes or k
+
+
+def check_images(samples: Sequence[Tuple[str, int]]) -> None:
+    """Decode every image file in ``samples`` (``(path, label)`` pairs) once; raise :class:`DataError` naming the
+    first file that does not decode (truncated, not an image). JPEGs decode at reduced scale (draft mode):
+    every byte is still read and checked, at about half the cost."""
+    from PIL import Image
+
+    for path, _ in samples:
+        try:
+            with Image.open(path) as im:
+                im.draft("RGB", (8, 8))
+                im.load()
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+            raise DataError(f"{path} is not a decodable image ({err}); replace or delete the file.") from None
+
+
+def _samples_of(ds: Dataset) -> List[Tuple[str, int]]:
+    if isinstance(ds, Subset):
+        base = _samples_of(ds.dataset)
+        return [base[i] for i in ds.indices]
+    return list(getattr(ds, "samples", []))
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # Readers
 # ----------------------------------------------------------------------------------------------------------------
 def load_npz(path: Union[str, os.PathLike]) -> Tuple[InMemoryImages, InMemoryImages]:
-    """Read an .npz holding ``x_train, y_train, x_test, y_test`` (uint8 N x H x W x 3 images, integer labels)."""
+    """Read an .npz holding ``x_train, y_train, x_test, y_test`` (uint8 N x H x W x 3 images, integer labels)
+    and check its labels (:func:`check_labels`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"npz file {str(path)!r} does not exist; check the path.")
     try:
         archive = np.load(path, allow_pickle=False)
+        if not hasattr(archive, "files"):
+            raise ValueError("a single array, not an archive")
     except Exception as err:
-        raise ValueError(f"could not read {str(path)!r} as a NumPy .npz archive ({type(err).__name__}).") from None
+        raise DataError(f"could not read {str(path)!r} as a NumPy .npz archive ({type(err).__name__}: "
+                        f"{str(err)[:80]}); check the file.") from None
     with archive:
         missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in archive.files]
         if missing:
-            raise ValueError(f"{path.name} lacks the arrays {missing}; an image .npz needs x_train, y_train, x_test, "
-                             f"y_test (it has {sorted(archive.files)}).")
-        splits = []
-        for split in ("train", "test"):
-            x, y = archive[f"x_{split}"], archive[f"y_{split}"]
-            if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3:
-                raise ValueError(f"{path.name}: x_{split} must be uint8 images of shape (N, H, W, 3), got "
-                                 f"{x.dtype} {x.shape}.")
-            if not np.issubdtype(y.dtype, np.integer) or y.shape != (x.shape[0],):
-                raise ValueError(f"{path.name}: y_{split} must be {x.shape[0]} integer labels, got {y.dtype} "
-                                 f"{y.shape}.")
-            images = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
-            splits.append(InMemoryImages(images, torch.from_numpy(y.astype(np.int64))))
-        if splits[0].labels.min() < 0:
-            raise ValueError(f"{path.name}: labels must be non-negative class indices.")
+            raise DataError(f"{path.name} lacks the arrays {missing}; an image .npz needs x_train, y_train, x_test, "
+                            f"y_test (it has {sorted(archive.files)}).")
+        splits = [_npz_split(archive, split, path.name) for split in ("train", "test")]
+    if splits[0].images.shape[2:] != splits[1].images.shape[2:]:
+        raise DataError(f"{path.name}: train images are {tuple(splits[0].images.shape[2:])} but test images "
+                        f"{tuple(splits[1].images.shape[2:])}; both splits need one image size.")
+    check_labels(path.name, splits[0].labels, splits[1].labels)
     return splits[0], splits[1]
 
 
-def _decode_jpegs(blob: np.ndarray, offsets: np.ndarray) -> Tensor:
-    """Decode JPEG files stored back to back in ``blob`` (file i = ``blob[offsets[i]:offsets[i+1]]``) with PIL."""
+def _npz_split(archive, split: str, name: str) -> InMemoryImages:
+    try:
+        x, y = archive[f"x_{split}"], archive[f"y_{split}"]
+    except Exception as err:  # damaged member, object array (would need pickle)
+        raise DataError(f"{name}: x_{split}/y_{split} cannot be read ({type(err).__name__}: {str(err)[:80]}); "
+                        "arrays must be plain numeric arrays.") from None
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3 or min(x.shape[1:3], default=0) < 1:
+        raise DataError(f"{name}: x_{split} must be uint8 images of shape (N, H, W, 3), got {x.dtype} {x.shape}.")
+    if not np.issubdtype(y.dtype, np.integer) or y.shape != (x.shape[0],):
+        raise DataError(f"{name}: y_{split} must be {x.shape[0]} integer labels, got {y.dtype} {y.shape}.")
+    images = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    return InMemoryImages(images, torch.from_numpy(y.astype(np.int64)))
+
+
+def _decode_jpegs(blob: np.ndarray, offsets: np.ndarray, where: str = "JPEG blob",
+                  keep: Optional[Sequence[int]] = None) -> Tensor:
+    """Decode JPEG files stored back to back in ``blob`` (file i = ``blob[offsets[i]:offsets[i+1]]``) with PIL;
+    only the files ``keep`` (default: all)."""
     from PIL import Image
 
-    images = np.empty((len(offsets) - 1, 32, 32, 3), dtype=np.uint8)
-    for i in range(len(offsets) - 1):
-        with Image.open(io.BytesIO(blob[int(offsets[i]):int(offsets[i + 1])].tobytes())) as im:
-            arr = np.asarray(im.convert("RGB"))
-        if i == 0 and arr.shape != (32, 32, 3):
-            images = np.empty((len(offsets) - 1,) + arr.shape, dtype=np.uint8)
-        images[i] = arr
+    keep = range(len(offsets) - 1) if keep is None else keep
+    images = None
+    for k, i in enumerate(keep):
+        try:
+            with Image.open(io.BytesIO(blob[int(offsets[i]):int(offsets[i + 1])].tobytes())) as im:
+                arr = np.asarray(im.convert("RGB"))
+        except (OSError, ValueError, SyntaxError) as err:
+            raise DataError(f"{where}: image {i} is not a decodable JPEG ({err}); get a fresh copy of the "
+                            "file.") from None
+        if images is None:
+            images = np.empty((len(keep),) + arr.shape, dtype=np.uint8)
+        if arr.shape != images.shape[1:]:
+            raise DataError(f"{where}: image {i} is {arr.shape[:2]}, the first one {images.shape[1:3]}; all "
+                            "images must have one size.")
+        images[k] = arr
+    if images is None:
+        images = np.empty((0, 32, 32, 3), dtype=np.uint8)
     return torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
 
 
-def _load_jpeg_npz(path: Path) -> Tuple[InMemoryImages, InMemoryImages]:
-    """The full CIFAR-10 stored as concatenated JPEG files (``train_jpeg`` + ``train_offsets``, see PROVENANCE)."""
-    with np.load(path, allow_pickle=False) as archive:
+def _load_jpeg_npz(path: Path, per_class: Tuple[Optional[int], Optional[int]] = (None, None)
+                   ) -> Tuple[InMemoryImages, InMemoryImages]:
+    """The full CIFAR-10 stored as concatenated JPEG files (``train_jpeg`` + ``train_offsets``, see PROVENANCE);
+    only the images the per-class limits keep are decoded."""
+    try:
+        archive = np.load(path, allow_pickle=False)
         needed = ("train_jpeg", "train_offsets", "y_train", "test_jpeg", "test_offsets", "y_test")
         missing = [k for k in needed if k not in archive.files]
         if missing:
-            raise ValueError(f"{path.name} lacks the arrays {missing}; a JPEG .npz needs {list(needed)}.")
+            raise DataError(f"{path.name} lacks the arrays {missing}; a JPEG .npz needs {list(needed)}.")
         out = []
-        for split in ("train", "test"):
-            images = _decode_jpegs(archive[f"{split}_jpeg"], archive[f"{split}_offsets"])
-            out.append(InMemoryImages(images, torch.from_numpy(archive[f"y_{split}"].astype(np.int64))))
+        for split, limit in zip(("train", "test"), per_class):
+            labels = torch.from_numpy(archive[f"y_{split}"].astype(np.int64))
+            offsets = archive[f"{split}_offsets"]
+            if len(offsets) != len(labels) + 1:
+                raise DataError(f"{path.name}: {split}_offsets must hold {len(labels) + 1} entries, got "
+                                f"{len(offsets)}; get a fresh copy of the file.")
+            keep = _first_per_class(labels.tolist(), limit) or list(range(len(labels)))
+            images = _decode_jpegs(archive[f"{split}_jpeg"], offsets, f"{path.name} ({split})", keep)
+            out.append(InMemoryImages(images, labels[torch.tensor(keep, dtype=torch.long)]))
+    except (OSError, ValueError, KeyError, EOFError) as err:
+        if isinstance(err, DataError):
+            raise
+        raise DataError(f"could not read {path} as the CIFAR-10 JPEG archive ({type(err).__name__}: "
+                        f"{str(err)[:80]}); get a fresh copy of the file.") from None
+    check_labels(path.name, out[0].labels, out[1].labels, 10)
     return out[0], out[1]
 
 
 def _load_torchvision_cifar(root: Path, download: bool) -> Tuple[InMemoryImages, InMemoryImages]:
+    """CIFAR-10 through ``torchvision.datasets.CIFAR10`` (its MD5 checks included) from ``root`` (which holds or
+    receives ``cifar-10-batches-py/``)."""
     from torchvision.datasets import CIFAR10
 
+    folder = root / CIFAR10.base_folder
     out = []
     for train in (True, False):
-        ds = CIFAR10(str(root), train=train, download=download)
+        try:
+            ds = CIFAR10(str(root), train=train, download=download)
+        except _DOWNLOAD_ERRORS as err:  # offline, damaged files, a full disk: user-facing; bugs still raise
+            if not download:
+                raise DataError(f"{folder} is not a complete CIFAR-10 python download (a batch file is missing or "
+                                "fails torchvision's MD5 check); delete that folder and download again.") from None
+            raise FileNotFoundError(f"the download of CIFAR-10 into {root} failed ({type(err).__name__}: "
+                                    f"{str(err).splitlines()[0][:100] if str(err) else 'no message'}); check the "
+                                    f"internet connection and that {root} is writable, or set {ENV_VAR} to a "
+                                    "folder holding cifar-10-batches-py/.") from None
         images = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))
         out.append(InMemoryImages(images, torch.tensor(ds.targets, dtype=torch.int64)))
+    check_labels(str(folder), out[0].labels, out[1].labels, 10)
     return out[0], out[1]
+
+
+def cut_cifar10_subset(train: InMemoryImages, test: InMemoryImages) -> Tuple[InMemoryImages, InMemoryImages]:
+    """The exact CIFAR-10 subset from the full official CIFAR-10 (50,000 + 10,000 images in the official batch
+    order, e.g. torchvision's ``CIFAR10``): the first :data:`CIFAR10_SUBSET_ROWS` rows of every batch."""
+    rows, test_rows = CIFAR10_SUBSET_ROWS
+    if len(train) != _CIFAR_BATCH * len(rows) or len(test) != _CIFAR_BATCH:
+        raise DataError(f"the CIFAR-10 subset is cut from the full official CIFAR-10 (50000 + 10000 images), got "
+                        f"{len(train)} + {len(test)}; download the complete CIFAR-10.")
+    keep = torch.cat([torch.arange(n) + b * _CIFAR_BATCH for b, n in enumerate(rows)])
+    return (InMemoryImages(train.images[keep], train.labels[keep]),
+            InMemoryImages(test.images[:test_rows], test.labels[:test_rows]))
 
 
 def _first_per_class(labels: Sequence[int], per_class: Optional[int]) -> Optional[List[int]]:
@@ -206,19 +360,21 @@ def _first_per_class(labels: Sequence[int], per_class: Optional[int]) -> Optiona
     return keep
 
 
+def _check_limit(per_class: Optional[int]) -> Optional[int]:
+    if per_class is not None and (isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer))
+                                  or per_class < 1):
+        raise ValueError(f"per-class limit must be a positive integer or None, got {per_class!r}.")
+    return per_class
+
+
 def _limit(ds: Dataset, per_class: Optional[int]) -> Dataset:
     """The first ``per_class`` images of every class (in dataset order); the dataset itself if ``None``."""
-    if per_class is None:
+    if _check_limit(per_class) is None:
         return ds
-    if per_class < 1:
-        raise ValueError(f"per-class limit must be >= 1, got {per_class}.")
     if isinstance(ds, InMemoryImages):
-        keep = torch.tensor(_first_per_class(ds.labels.tolist(), per_class))
+        keep = torch.tensor(_first_per_class(ds.labels.tolist(), per_class), dtype=torch.long)
         return InMemoryImages(ds.images[keep], ds.labels[keep])
-    labels = getattr(ds, "targets", None)
-    if labels is None:
-        labels = [y for _, y in getattr(ds, "samples", [])]
-    return Subset(ds, _first_per_class(labels, per_class))
+    return Subset(ds, _first_per_class([y for _, y in _samples_of(ds)], per_class))
 
 
 def _synthetic(size: int, image_size: int = 32, num_classes: int = 10, seed: int = 0) -> InMemoryImages:
@@ -235,89 +391,45 @@ def _synthetic(size: int, image_size: int = 32, num_classes: int = 10, seed: int
 # ----------------------------------------------------------------------------------------------------------------
 # The one entry point
 # ----------------------------------------------------------------------------------------------------------------
+_CIFAR_DOWNLOAD = "CIFAR-10 (163 MB, torchvision)"
+_IMAGENETTE_DOWNLOAD = "Imagenette 160 px (94 MB, torchvision)"
+
+
 def load_dataset(name: str, path: Optional[Union[str, os.PathLike]] = None, download: bool = True,
                  train_per_class: Optional[int] = None, test_per_class: Optional[int] = None,
                  synthetic_size: int = 512) -> DataBundle:
-    """Find (or download) dataset ``name`` and return a :class:`DataBundle`.
+    """Find (or download) dataset ``name``, validate it and return a :class:`DataBundle`.
 
     ``name`` is one of :data:`DATASET_NAMES`. ``path`` is a folder to search (only that folder) or, for the
     CIFAR family and ``"npz"``, an .npz file. ``train_per_class`` / ``test_per_class`` keep only the first images
-    of every class (fast runs). Raises ``FileNotFoundError`` listing every path looked at when nothing is found.
+    of every class (fast runs). Raises ``FileNotFoundError`` listing every path looked at when nothing is found,
+    :class:`DataError` when the data found cannot be used.
     """
-    key = name.lower().replace("_", "-")
+    key = str(name).lower().replace("_", "-")
     if key not in DATASET_NAMES:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}.")
+    limits = (train_per_class, test_per_class)
+    for limit in limits:
+        _check_limit(limit)
     roots = data_roots(path)
     explicit_file = path is not None and Path(path).suffix == ".npz"
     cifar_norm = NORMALIZATION["cifar10"]
-    imnet_norm = NORMALIZATION["imagenet"]
-
-    def bundle(train, test, num_classes, class_names, size, norm, source, in_memory):
-        train, test = _limit(train, train_per_class), _limit(test, test_per_class)
-        return DataBundle(key, train, test, num_classes, list(class_names), size, norm[0], norm[1], source, in_memory)
-
     if key == "synthetic":
-        train = _synthetic(synthetic_size, seed=0)
-        test = _synthetic(max(synthetic_size // 4, 10), seed=1)
-        return bundle(train, test, 10, [f"class{i}" for i in range(10)], 32, cifar_norm, "synthetic", True)
-
+        train, test = _synthetic(synthetic_size, seed=0), _synthetic(max(synthetic_size // 4, 10), seed=1)
+        return _bundle(key, train, test, [f"class{i}" for i in range(10)], 32, cifar_norm, "synthetic", limits)
     if key == "npz" or (explicit_file and key in ("cifar10", "cifar10-subset")):
         if not explicit_file:
             raise ValueError("dataset 'npz' needs path=<file.npz> holding x_train, y_train, x_test, y_test.")
         train, test = load_npz(path)
-        n_classes = int(max(train.labels.max(), test.labels.max())) + 1
-        names = CIFAR10_CLASSES if n_classes == 10 else [str(i) for i in range(n_classes)]
-        return bundle(train, test, n_classes, names, train.images.shape[-1], cifar_norm, str(path), True)
-
+        n = int(train.labels.max()) + 1
+        names = CIFAR10_CLASSES if n == 10 else [str(i) for i in range(n)]
+        return _bundle(key, train, test, names, train.images.shape[-1], cifar_norm, str(path), limits)
     if key == "cifar10-subset":
-        tried = [r / sub / "cifar10_subset.npz" for r in roots for sub in ("", "cifar10-subset")]
-        found = _first_existing(tried)
-        if found is None:
-            raise _not_found("CIFAR-10 subset", tried)
-        train, test = load_npz(found)
-        return bundle(train, test, 10, CIFAR10_CLASSES, 32, cifar_norm, str(found), True)
-
+        return _cifar10_subset(roots, download, limits)
     if key == "cifar10":
-        tried = []
-        for r in roots:
-            tried += [r / "cifar-10-batches-py", r / "cifar10_full_jpeg.npz", r / "cifar10-subset" / "cifar10_full_jpeg.npz"]
-        found = _first_existing(tried)
-        if found is not None and found.name == "cifar-10-batches-py":
-            train, test = _load_torchvision_cifar(found.parent, download=False)
-        elif found is not None:
-            train, test = _load_jpeg_npz(found)
-        else:
-            target = roots[0] if path is not None else Path("data")
-            if not download:
-                raise _not_found("CIFAR-10", tried, " and download=False")
-            try:
-                train, test = _load_torchvision_cifar(target, download=True)
-            except Exception as err:  # offline: URLError / RuntimeError from torchvision
-                raise _not_found("CIFAR-10", tried, f" and the download into {target} failed "
-                                                    f"({type(err).__name__})") from None
-            found = target / "cifar-10-batches-py"
-        return bundle(train, test, 10, CIFAR10_CLASSES, 32, cifar_norm, str(found), True)
-
+        return _cifar10(roots, download, limits)
     if key == "imagenette":
-        from torchvision.datasets import Imagenette
-
-        tried = [r / "imagenette2-160" for r in roots]
-        found = _first_existing(tried)
-        root = found.parent if found is not None else (roots[0] if path is not None else Path("data"))
-        if found is None and not download:
-            raise _not_found("Imagenette", tried, " and download=False")
-        try:
-            train = Imagenette(str(root), split="train", size="160px", download=found is None,
-                               transform=train_transforms(160, imnet_norm[0], imnet_norm[1]))
-            test = Imagenette(str(root), split="val", size="160px",
-                              transform=eval_transforms(160, imnet_norm[0], imnet_norm[1]))
-        except Exception as err:
-            raise _not_found("Imagenette", tried, f" and the download into {root} failed ({type(err).__name__})") \
-                from None
-        names = [c[0] if isinstance(c, tuple) else str(c) for c in train.classes]
-        return bundle(train, test, len(names), names, 160, imnet_norm, str(root / "imagenette2-160"), False)
-
-    # ImageFolder roots: "imagenet-subset" (Tiny-ImageNet-100) or any folder given by path ("imagefolder")
+        return _imagenette(roots, download, limits, size=160)
     if key == "imagefolder":
         if path is None:
             raise ValueError("dataset 'imagefolder' needs path=<folder with train/ and val/ class sub-folders>.")
@@ -325,42 +437,149 @@ def load_dataset(name: str, path: Optional[Union[str, os.PathLike]] = None, down
     else:
         tried = [r / "imagenet-subset" for r in roots] + ([roots[0]] if path is not None else [])
     found = next((t for t in tried if (t / "train").is_dir() and (t / "val").is_dir()), None)
+    if found is not None:
+        return _image_folder(key, found, limits)
+    if key == "imagenet-subset" and (download or _first_existing([r / "imagenette2-160" for r in roots])):
+        return _imagenette(roots, download, limits, size=64, instead_of=tried)
+    wanted = "imagenet-subset/train/<class>/ and val/<class>/" if key == "imagenet-subset" else "train/ and val/"
+    remedy = f"set {ENV_VAR} to a folder holding {wanted}"
+    if key == "imagenet-subset":
+        remedy += f", or pass download=True to fall back to {_IMAGENETTE_DOWNLOAD} (needs internet access)"
+    raise _not_found(key, tried, remedy)
+
+
+def _bundle(key: str, train, test, class_names: Sequence[str], size: int, norm, source: str,
+            limits: Tuple[Optional[int], Optional[int]], resize: bool = False) -> DataBundle:
+    """Apply the per-class limits and check what is kept (non-empty splits; every image file decodes)."""
+    train, test = _limit(train, limits[0]), _limit(test, limits[1])
+    for split, ds in (("training", train), ("test", test)):
+        if len(ds) == 0:
+            raise DataError(f"{source}: the {split} split holds no images; provide at least one image per class.")
+        if not isinstance(ds, InMemoryImages):
+            check_images(_samples_of(ds))
+    in_memory = isinstance(train, InMemoryImages)
+    return DataBundle(key, train, test, len(class_names), list(class_names), size, norm[0], norm[1], source,
+                      in_memory, resize)
+
+
+def _cifar10_subset(roots: List[Path], download: bool, limits) -> DataBundle:
+    """``cifar10_subset.npz`` if present, else cut from an official CIFAR-10 (found, else downloaded)."""
+    tried = [r / sub / "cifar10_subset.npz" for r in roots for sub in ("", "cifar10-subset")]
+    found = _first_existing(tried)
+    if found is not None:
+        train, test = load_npz(found)
+        check_labels(found.name, train.labels, test.labels, 10)
+        return _bundle("cifar10-subset", train, test, CIFAR10_CLASSES, 32, NORMALIZATION["cifar10"], str(found),
+                       limits)
+    batches = _first_existing([r / "cifar-10-batches-py" for r in roots])
+    if batches is None and not download:
+        raise _not_found("CIFAR-10 subset", tried + [r / "cifar-10-batches-py" for r in roots],
+                         f"set {ENV_VAR} to a folder holding cifar10_subset.npz or cifar-10-batches-py/, or pass "
+                         f"download=True (CLI: drop --no-download) to download {_CIFAR_DOWNLOAD} into {roots[0]} "
+                         "and cut the exact subset from it")
+    root = batches.parent if batches is not None else roots[0]
+    train, test = cut_cifar10_subset(*_load_torchvision_cifar(root, download=batches is None))
+    source = f"{root / 'cifar-10-batches-py'} (first rows of each batch = cifar10_subset.npz)"
+    return _bundle("cifar10-subset", train, test, CIFAR10_CLASSES, 32, NORMALIZATION["cifar10"], source, limits)
+
+
+def _cifar10(roots: List[Path], download: bool, limits) -> DataBundle:
+    """Full CIFAR-10: torchvision's ``cifar-10-batches-py`` or the JPEG copy; downloaded when neither is there."""
+    tried = []
+    for r in roots:
+        tried += [r / "cifar-10-batches-py", r / "cifar10_full_jpeg.npz", r / "cifar10-subset" / "cifar10_full_jpeg.npz"]
+    found = _first_existing(tried)
+    if found is not None and found.name == "cifar-10-batches-py":
+        train, test = _load_torchvision_cifar(found.parent, download=False)
+    elif found is not None:
+        train, test = _load_jpeg_npz(found, limits)
+    elif not download:
+        raise _not_found("CIFAR-10", tried, f"set {ENV_VAR} to a folder holding cifar-10-batches-py/ or "
+                                            f"cifar10_full_jpeg.npz, or pass download=True (CLI: drop --no-download) "
+                                            f"to download {_CIFAR_DOWNLOAD} into {roots[0]}")
+    else:
+        train, test = _load_torchvision_cifar(roots[0], download=True)
+        found = roots[0] / "cifar-10-batches-py"
+    return _bundle("cifar10", train, test, CIFAR10_CLASSES, 32, NORMALIZATION["cifar10"], str(found), limits)
+
+
+def _imagenette(roots: List[Path], download: bool, limits, size: int,
+                instead_of: Optional[Sequence[Path]] = None) -> DataBundle:
+    """Imagenette (10 ImageNet classes, 160 px shorter side) through torchvision, read as an ImageFolder;
+    ``size`` < 160 resizes (``instead_of``: the ImageNet-subset folders that were not there)."""
+    from torchvision.datasets import Imagenette
+
+    tried = [r / "imagenette2-160" for r in roots]
+    found = _first_existing(tried)
+    if found is None and not download:
+        raise _not_found("Imagenette", tried, f"set {ENV_VAR} to a folder holding imagenette2-160/, or pass "
+                                              f"download=True (CLI: drop --no-download) to download "
+                                              f"{_IMAGENETTE_DOWNLOAD} into {roots[0]}")
+    root = found.parent if found is not None else roots[0]
     if found is None:
-        raise _not_found(key, tried, " (an ImageFolder root needs train/ and val/ sub-folders)")
-    return _image_folder_bundle(key, found, bundle, imnet_norm)
+        try:
+            Imagenette(str(root), split="train", size="160px", download=True)
+        except _DOWNLOAD_ERRORS as err:  # offline, a damaged archive, a full disk: user-facing
+            raise FileNotFoundError(f"no {'imagenet-subset' if instead_of else 'Imagenette'} data found (looked "
+                                    f"for: {', '.join(str(p) for p in list(instead_of or []) + tried)}) and the "
+                                    f"download of {_IMAGENETTE_DOWNLOAD} into {root} failed ({type(err).__name__}: "
+                                    f"{str(err).splitlines()[0][:100] if str(err) else 'no message'}); check the "
+                                    f"internet connection and that {root} is writable, or set {ENV_VAR}.") from None
+    folder = root / "imagenette2-160"
+    names = {w: c[0] for w, c in Imagenette._WNID_TO_CLASS.items()}
+    source = str(folder) + (f" (Imagenette at {size} px: no imagenet-subset/ found)" if instead_of else "")
+    return _image_folder("imagenette", folder, limits, size=size, names=names, source=source)
 
 
-def _image_folder_bundle(key, root: Path, bundle, norm) -> DataBundle:
+def _image_folder(key: str, root: Path, limits, size: Optional[int] = None,
+                  names: Optional[Dict[str, str]] = None, source: Optional[str] = None) -> DataBundle:
+    """An ImageFolder root with ``train/<class>/`` and ``val/<class>/`` (files that are not images by their
+    extension, e.g. a README, are ignored; image files must decode). ``size``: resize to it (default: the
+    first training image's shorter side, 64 if that is <= 64, at most 224)."""
     from PIL import Image
     from torchvision.datasets import ImageFolder
 
-    first = next((p for p in sorted((root / "train").rglob("*")) if p.is_file()), None)
-    if first is None:
-        raise FileNotFoundError(f"{root / 'train'} holds no image files; put images in train/<class>/ folders.")
-    with Image.open(first) as im:
-        size = min(im.size)
-    size = 64 if size <= 64 else min(size, 224)
-    train = ImageFolder(str(root / "train"), transform=train_transforms(size, norm[0], norm[1]))
-    test = ImageFolder(str(root / "val"), transform=eval_transforms(size, norm[0], norm[1]))
+    splits = []
+    for split in ("train", "val"):
+        try:
+            splits.append(ImageFolder(str(root / split)))
+        except (FileNotFoundError, OSError) as err:
+            raise DataError(f"{root / split} is not a usable image folder ({str(err).splitlines()[0][:120]}); "
+                            "put the images in one sub-folder per class.") from None
+    train, test = splits
     if train.classes != test.classes:
-        raise ValueError(f"{root}: train/ and val/ must hold the same class folders.")
-    names = list(train.classes)
+        raise DataError(f"{root}: train/ and val/ must hold the same class folders.")
+    first = train.samples[0][0]
+    if size is None:
+        check_images([train.samples[0]])
+        with Image.open(first) as im:
+            native = min(im.size)
+        size = 64 if native <= 64 else min(native, 224)
+    resize = key == "imagenette" or size > 64
+    norm = NORMALIZATION["imagenet"]
+    train.transform = train_transforms(size, norm[0], norm[1], resize=resize)
+    test.transform = eval_transforms(size, norm[0], norm[1], resize=resize)
+    table = dict(names or {})
     classes_tsv = root / "classes.tsv"
     if classes_tsv.is_file():  # wnid -> readable name (Tiny-ImageNet-100 ships one)
-        table = dict(line.split("\t", 1) for line in classes_tsv.read_text().splitlines() if "\t" in line)
-        names = [table.get(c, c).strip() for c in names]
-    return bundle(train, test, len(names), names, size, norm, str(root), False)
+        table.update(line.split("\t", 1) for line in classes_tsv.read_text().splitlines() if "\t" in line)
+    class_names = [table.get(c, c).strip() for c in train.classes]
+    return _bundle(key, train, test, class_names, size, norm, source or str(root), limits, resize)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Augmentation
 # ----------------------------------------------------------------------------------------------------------------
-def train_transforms(image_size: int, mean: Sequence[float], std: Sequence[float], random_erasing: float = 0.2):
-    """Per-image ``transforms.v2`` pipeline: crop (+padding for <= 64 px) + flip + normalize + random erasing."""
+def train_transforms(image_size: int, mean: Sequence[float], std: Sequence[float], random_erasing: float = 0.2,
+                     resize: Optional[bool] = None):
+    """Per-image ``transforms.v2`` pipeline: crop + flip + normalize + random erasing. The crop pads by 1/8 for
+    images already at ``image_size`` (<= 64 px), and is a random-resized crop for larger images (``resize``,
+    default: ``image_size > 64``)."""
     from torchvision.transforms import v2
 
-    crop = (v2.RandomCrop(image_size, padding=image_size // 8) if image_size <= 64
-            else v2.RandomResizedCrop(image_size, scale=(0.35, 1.0), antialias=True))
+    resize = image_size > 64 if resize is None else resize
+    crop = (v2.RandomResizedCrop(image_size, scale=(0.35, 1.0), antialias=True) if resize
+            else v2.RandomCrop(image_size, padding=image_size // 8))
     steps = [v2.ToImage(), v2.RGB(), crop, v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, scale=True),
              v2.Normalize(list(mean), list(std))]
     if random_erasing > 0:
@@ -368,12 +587,13 @@ def train_transforms(image_size: int, mean: Sequence[float], std: Sequence[float
     return v2.Compose(steps)
 
 
-def eval_transforms(image_size: int, mean: Sequence[float], std: Sequence[float]):
-    """Per-image evaluation pipeline: resize + centre crop (for > 64 px), normalize."""
+def eval_transforms(image_size: int, mean: Sequence[float], std: Sequence[float], resize: Optional[bool] = None):
+    """Per-image evaluation pipeline: resize + centre crop (for larger images, ``resize``), normalize."""
     from torchvision.transforms import v2
 
+    resize = image_size > 64 if resize is None else resize
     steps = [v2.ToImage(), v2.RGB()]
-    if image_size > 64:
+    if resize:
         steps += [v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size)]
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
     return v2.Compose(steps)
@@ -542,8 +762,9 @@ def make_loaders(bundle: DataBundle, batch_size: int = 128, augment: bool = True
     train_set = bundle.train
     if random_erasing != 0.2 or not augment:  # another transform: on a copy, the caller's dataset stays as it is
         base = copy.copy(train_set.dataset if isinstance(train_set, Subset) else train_set)
-        base.transform = (train_transforms(bundle.image_size, bundle.mean, bundle.std, random_erasing) if augment
-                          else eval_transforms(bundle.image_size, bundle.mean, bundle.std))
+        resize = bundle.resize or bundle.image_size > 64
+        base.transform = (train_transforms(bundle.image_size, bundle.mean, bundle.std, random_erasing, resize)
+                          if augment else eval_transforms(bundle.image_size, bundle.mean, bundle.std, resize))
         train_set = Subset(base, train_set.indices) if isinstance(train_set, Subset) else base
     workers = default_workers() if workers is None else workers
     pin = torch.cuda.is_available()
