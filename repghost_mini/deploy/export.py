@@ -17,6 +17,9 @@ onnxruntime itself also folds Conv+BN (its "basic" graph optimizations): see :fu
 from __future__ import annotations
 
 import collections
+import contextlib
+import errno
+import io
 import os
 import tempfile
 import warnings
@@ -45,16 +48,65 @@ def _require(module: str):
                           f"`pip install {module}` (or `pip install -e .[dev]`).") from None
 
 
+class OnnxFileError(ValueError):
+    """An .onnx file that cannot be used (not ONNX, damaged, or a graph that does not fit the question asked)."""
+
+
 def _load(model_or_path):
     onnx = _require("onnx")
     if isinstance(model_or_path, (str, os.PathLike)):
-        if not os.path.isfile(model_or_path):
-            raise FileNotFoundError(f"ONNX file {os.fspath(model_or_path)!r} does not exist; export it first "
-                                    "with export_onnx(model, path).")
-        return onnx.load(os.fspath(model_or_path))
+        path = os.fspath(model_or_path)
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"{path!r} is a folder, not an ONNX file; pass the .onnx file inside it.")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"ONNX file {path!r} does not exist; export it first with export_onnx(model, "
+                                    "path).")
+        try:
+            proto = onnx.load(path)
+            onnx.checker.check_model(proto)
+        except Exception as err:  # protobuf DecodeError, onnx ValidationError: one sentence, not their dump
+            raise OnnxFileError(f"{path!r} is not a valid ONNX model ({type(err).__name__}: "
+                                f"{str(err).strip().splitlines()[0][:100] if str(err).strip() else 'empty'}); "
+                                "export it again with export_onnx(model, path).") from None
+        return proto
     if isinstance(model_or_path, onnx.ModelProto):
         return model_or_path
     raise TypeError(f"expected a path to an .onnx file or an onnx.ModelProto, got {type(model_or_path).__name__}.")
+
+
+@contextlib.contextmanager
+def atomic_output(path: PathLike):
+    """Write ``path`` atomically: yields a temporary path in the same folder, which replaces ``path`` (one
+    ``os.replace``) only when the block succeeds; on any error it is removed and ``path`` is untouched (a full
+    disk while overwriting a good file leaves the good file). The file gets the mode a plain ``open`` would give
+    (``0o666`` minus the umask). OSErrors become one sentence naming the file; the errno is kept."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise _unwritable(path, err) from None
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        if isinstance(err, OSError):
+            raise _unwritable(path, err) from None
+        raise
+
+
+def _unwritable(path: Path, err: OSError) -> OSError:
+    reason = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
+              errno.EACCES: "permission denied", errno.ENOTDIR: "a part of the folder path is a file",
+              errno.EEXIST: "a part of the folder path is a file"}.get(err.errno, err.strerror or str(err))
+    kept = " (the existing file is unchanged)" if path.is_file() else ""
+    return OSError(err.errno, f"could not write {path}: {reason}{kept}; free space or choose another path")
 
 
 def export_onnx(model: nn.Module, path: PathLike, input_size: Sequence[int] = (1, 3, 224, 224), opset: int = 18,
@@ -78,27 +130,40 @@ def export_onnx(model: nn.Module, path: PathLike, input_size: Sequence[int] = (1
     input_size = tuple(int(s) for s in input_size)
     if len(input_size) != 4 or min(input_size) < 1:
         raise ValueError(f"input_size must be (N, C, H, W) with positive entries, got {input_size}.")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     param = next(model.parameters(), None)
     if param is not None and (param.device.type != "cpu" or param.dtype != torch.float32):
         import copy
         model = copy.deepcopy(model).to("cpu", torch.float32)
     x = torch.randn(input_size)
     dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=4096)},) if dynamic_batch else None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # exporter chatter (e.g. opset version conversions)
-        import contextlib
-        import io
-        with contextlib.redirect_stdout(io.StringIO()):  # the dynamo exporter prints progress lines
-            torch.onnx.export(model, (x,), str(path), dynamo=True, opset_version=opset, input_names=["input"],
-                              output_names=["output"], dynamic_shapes=dynamic_shapes, optimize=optimize,
-                              external_data=False)
-    proto = onnx.load(str(path))
-    _drop_stack_traces(proto)
-    onnx.checker.check_model(proto, full_check=True)
-    onnx.save(proto, str(path))
-    return path
+    with atomic_output(path) as tmp:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")  # exporter chatter (e.g. opset version conversions); progress lines
+            try:
+                torch.onnx.export(model, (x,), str(tmp), dynamo=True, opset_version=opset, input_names=["input"],
+                                  output_names=["output"], dynamic_shapes=dynamic_shapes, optimize=optimize,
+                                  external_data=False)
+            except Exception as err:  # the exporter wraps a failed write (full disk) in its own error type
+                cause = _os_error_in(err)
+                if cause is None:
+                    raise
+                raise cause from None
+        proto = onnx.load(str(tmp))
+        _drop_stack_traces(proto)
+        onnx.checker.check_model(proto, full_check=True)
+        onnx.save(proto, str(tmp))
+    return Path(path)
+
+
+def _os_error_in(err: BaseException):
+    """The OSError inside an exception chain (``__cause__`` / ``__context__``), if any."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, OSError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def _drop_stack_traces(proto) -> None:
@@ -138,21 +203,70 @@ def onnx_session(path: PathLike, threads: int = 1, optimization: str = "all"):
         raise ValueError(f"unknown optimization level {optimization!r}; choose one of {list(levels)}.")
     if not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive integer, got {threads!r}.")
-    _load(path)  # clear error for a missing file
+    _load(path)  # one sentence for a missing, damaged or non-ONNX file
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = levels[optimization]
     options.log_severity_level = 3
-    return ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
+    except Exception as err:
+        if not _is_ort_error(err):
+            raise
+        raise OnnxFileError(f"onnxruntime cannot load {os.fspath(path)!r} ({type(err).__name__}: "
+                            f"{_first_line(err)}); export it again with export_onnx(model, path).") from None
+
+
+def _is_ort_error(err: BaseException) -> bool:
+    return type(err).__module__.startswith("onnxruntime")
+
+
+def _first_line(err: BaseException, limit: int = 160) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:limit] if text else "no message"
 
 
 def run_onnx(session_or_path, x: torch.Tensor) -> torch.Tensor:
     """Run a one-input ONNX model (a session or a path) on ``x`` and return its first output as a tensor."""
     session = session_or_path if hasattr(session_or_path, "run") else onnx_session(session_or_path)
+    _check_input_shape(session, tuple(x.shape))
     feed = {session.get_inputs()[0].name: x.detach().to("cpu", torch.float32).contiguous().numpy()}
-    return torch.from_numpy(np.asarray(session.run(None, feed)[0]))
+    try:
+        return torch.from_numpy(np.asarray(session.run(None, feed)[0]))
+    except Exception as err:
+        if not _is_ort_error(err):
+            raise
+        raise OnnxFileError(f"onnxruntime could not run the model on an input of shape {tuple(x.shape)} "
+                            f"({type(err).__name__}: {_first_line(err)}).") from None
+
+
+def _check_input_shape(session, shape: Tuple[int, ...]) -> None:
+    """One sentence when ``shape`` does not fit the file's fixed input dimensions (static batch, other size)."""
+    declared = list(session.get_inputs()[0].shape)
+    if len(declared) != len(shape):
+        raise OnnxFileError(f"the ONNX model takes a {len(declared)}-d input {declared}, not {len(shape)}-d "
+                            f"{list(shape)}.")
+    wrong = [i for i, (d, s) in enumerate(zip(declared, shape)) if isinstance(d, int) and d != s]
+    if wrong == [0]:
+        raise OnnxFileError(f"the ONNX file has a fixed batch size of {declared[0]}, so it cannot run a batch of "
+                            f"{shape[0]}; export with dynamic_batch=True or use batch size {declared[0]}.")
+    if wrong:
+        raise OnnxFileError(f"the ONNX model expects inputs of shape {declared}, not {list(shape)}; pass the "
+                            "input_size it was exported with.")
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module):
+    """Evaluate ``model`` in eval mode and restore every submodule's own train/eval flag afterwards."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, flag in flags:
+            m.training = flag
 
 
 @torch.no_grad()
@@ -161,29 +275,35 @@ def check_onnx_matches(model: nn.Module, path: PathLike, input_size: Sequence[in
                        seed: int = 0) -> float:
     r"""Check that onnxruntime's outputs equal the PyTorch model's on random inputs of several batch sizes.
 
-    "Equal within float32 rounding": $|y_{ort} - y_{torch}| \le atol \cdot \max|y_{torch}| + rtol\,|y_{torch}|$
-    elementwise (the two runtimes sum convolutions in different orders). Raises ``AssertionError`` with the
-    largest difference otherwise; returns the largest absolute difference seen.
+    The model is compared in eval mode (what ONNX holds) and left in the mode it was in: a model in train mode
+    keeps its BatchNorm running statistics. "Equal within float32 rounding":
+    $|y_{ort} - y_{torch}| \le atol \cdot \max|y_{torch}| + rtol\,|y_{torch}|$ elementwise (the two runtimes sum
+    convolutions in different orders). Raises ``AssertionError`` saying what differs (output shape, e.g. another
+    ``num_classes``, or the values), :class:`OnnxFileError` when the file cannot take these inputs (a fixed batch
+    size, another image size); returns the largest absolute difference seen.
     """
     session = onnx_session(path, threads=1)
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     g = torch.Generator().manual_seed(seed)
     worst = 0.0
-    for n in batch_sizes:
-        x = torch.randn((n, *tuple(input_size)[1:]), generator=g)
-        expected = model(x.to(device)).float().cpu()
-        got = run_onnx(session, x)
-        if got.shape != expected.shape:
-            raise AssertionError(f"ONNX output shape {tuple(got.shape)} != PyTorch's {tuple(expected.shape)} "
-                                 f"for batch {n}; was the model exported with dynamic_batch=True?")
-        diff = (got - expected).abs()
-        scale = expected.abs().max().item()
-        bound = atol * max(scale, 1.0) + rtol * expected.abs()
-        if (diff > bound).any():
-            raise AssertionError(f"onnxruntime and PyTorch differ by up to {diff.max().item():.3g} (batch {n}, "
-                                 f"output scale {scale:.3g}): more than float32 rounding.")
-        worst = max(worst, diff.max().item())
+    with _eval_mode(model):
+        for n in batch_sizes:
+            x = torch.randn((n, *tuple(input_size)[1:]), generator=g)
+            got = run_onnx(session, x)
+            expected = model(x.to(device)).float().cpu()
+            if got.shape != expected.shape:
+                raise AssertionError(f"the ONNX model's output has shape {tuple(got.shape)} but the PyTorch "
+                                     f"model's {tuple(expected.shape)} for the same batch of {n}: they are "
+                                     f"different networks (e.g. another num_classes).")
+            diff = (got - expected).abs()
+            scale = expected.abs().max().item()
+            bound = atol * max(scale, 1.0) + rtol * expected.abs()
+            if (diff > bound).any():
+                raise AssertionError(f"onnxruntime and PyTorch differ by up to {diff.max().item():.3g} (batch {n}, "
+                                     f"output scale {scale:.3g}): more than float32 rounding, so the file was not "
+                                     "exported from these weights.")
+            worst = max(worst, diff.max().item())
     return worst
 
 
