@@ -71,6 +71,8 @@ CIFAR10_SUBSET_ROWS: Tuple[Tuple[int, int, int, int, int], int] = ((1017, 1017, 
 
 ENV_VAR = "REPGHOST_MINI_DATA"
 _CIFAR_BATCH = 10_000  # images per official CIFAR-10 batch
+_CIFAR_DOWNLOAD = "CIFAR-10 (163 MB, torchvision)"
+_IMAGENETTE_DOWNLOAD = "Imagenette 160 px (94 MB, torchvision)"
 #: What a failed download or a damaged download folder raises inside torchvision (URLError is an OSError;
 #: MD5 mismatches and "not found or corrupted" are RuntimeErrors; damaged pickles/archives the rest).
 _DOWNLOAD_ERRORS = (OSError, RuntimeError, EOFError, ValueError, tarfile.TarError, pickle.UnpicklingError)
@@ -312,9 +314,10 @@ def _load_jpeg_npz(path: Path, per_class: Tuple[Optional[int], Optional[int]] = 
     return out[0], out[1]
 
 
-def _load_torchvision_cifar(root: Path, download: bool) -> Tuple[InMemoryImages, InMemoryImages]:
+def _load_torchvision_cifar(root: Path, download: bool, what: str = "CIFAR-10", tried: Sequence[Path] = ()
+                            ) -> Tuple[InMemoryImages, InMemoryImages]:
     """CIFAR-10 through ``torchvision.datasets.CIFAR10`` (its MD5 checks included) from ``root`` (which holds or
-    receives ``cifar-10-batches-py/``)."""
+    receives ``cifar-10-batches-py/``); ``what`` was looked for in ``tried`` (for the error message)."""
     from torchvision.datasets import CIFAR10
 
     folder = root / CIFAR10.base_folder
@@ -326,7 +329,9 @@ def _load_torchvision_cifar(root: Path, download: bool) -> Tuple[InMemoryImages,
             if not download:
                 raise DataError(f"{folder} is not a complete CIFAR-10 python download (a batch file is missing or "
                                 "fails torchvision's MD5 check); delete that folder and download again.") from None
-            raise FileNotFoundError(f"the download of CIFAR-10 into {root} failed ({type(err).__name__}: "
+            looked = f" (looked for: {', '.join(map(str, tried))})" if tried else ""
+            raise FileNotFoundError(f"no {what} data found{looked} and the download of {_CIFAR_DOWNLOAD} into "
+                                    f"{root} failed ({type(err).__name__}: "
                                     f"{str(err).splitlines()[0][:100] if str(err) else 'no message'}); check the "
                                     f"internet connection and that {root} is writable, or set {ENV_VAR} to a "
                                     "folder holding cifar-10-batches-py/.") from None
@@ -391,10 +396,6 @@ def _synthetic(size: int, image_size: int = 32, num_classes: int = 10, seed: int
 # ----------------------------------------------------------------------------------------------------------------
 # The one entry point
 # ----------------------------------------------------------------------------------------------------------------
-_CIFAR_DOWNLOAD = "CIFAR-10 (163 MB, torchvision)"
-_IMAGENETTE_DOWNLOAD = "Imagenette 160 px (94 MB, torchvision)"
-
-
 def load_dataset(name: str, path: Optional[Union[str, os.PathLike]] = None, download: bool = True,
                  train_per_class: Optional[int] = None, test_per_class: Optional[int] = None,
                  synthetic_size: int = 512) -> DataBundle:
@@ -478,7 +479,7 @@ def _cifar10_subset(roots: List[Path], download: bool, limits) -> DataBundle:
                          f"download=True (CLI: drop --no-download) to download {_CIFAR_DOWNLOAD} into {roots[0]} "
                          "and cut the exact subset from it")
     root = batches.parent if batches is not None else roots[0]
-    train, test = cut_cifar10_subset(*_load_torchvision_cifar(root, download=batches is None))
+    train, test = cut_cifar10_subset(*_load_torchvision_cifar(root, batches is None, "CIFAR-10 subset", tried))
     source = f"{root / 'cifar-10-batches-py'} (first rows of each batch = cifar10_subset.npz)"
     return _bundle("cifar10-subset", train, test, CIFAR10_CLASSES, 32, NORMALIZATION["cifar10"], source, limits)
 
@@ -498,7 +499,7 @@ def _cifar10(roots: List[Path], download: bool, limits) -> DataBundle:
                                             f"cifar10_full_jpeg.npz, or pass download=True (CLI: drop --no-download) "
                                             f"to download {_CIFAR_DOWNLOAD} into {roots[0]}")
     else:
-        train, test = _load_torchvision_cifar(roots[0], download=True)
+        train, test = _load_torchvision_cifar(roots[0], True, "CIFAR-10", tried)
         found = roots[0] / "cifar-10-batches-py"
     return _bundle("cifar10", train, test, CIFAR10_CLASSES, 32, NORMALIZATION["cifar10"], str(found), limits)
 
