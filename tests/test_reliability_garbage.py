@@ -1,0 +1,86 @@
+"""Issue #11, property test: random bytes given as a checkpoint, an ONNX file, an .npz or an image never produce
+anything but a one-line error of the documented kind (or, where the bytes happen to be valid, a result)."""
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import repghost_mini as rg
+from repghost_mini.data import DataError
+from repghost_mini.export import OnnxFileError
+
+GARBAGE = st.one_of(st.binary(max_size=3000),
+                    st.sampled_from([b"PK\x03\x04", b"\x80\x02", b"\x08\x07\x12", b"\xff\xd8\xff\xe0"]).flatmap(
+                        lambda magic: st.binary(max_size=600).map(lambda tail: magic + tail)))  # real magic numbers
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def assert_one_line(err: BaseException) -> None:
+    msg = str(err)
+    assert msg and "\n" not in msg and len(msg) < 1000, repr(msg)
+    assert "Traceback" not in msg
+
+
+@pytest.fixture(scope="module")
+def model():
+    return rg.repghostnet(0.5, num_classes=10)
+
+
+@SETTINGS
+@given(content=GARBAGE)
+def test_garbage_checkpoint(tmp_path, model, content):
+    path = tmp_path / "ck.pth"
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as err:
+        rg.load_checkpoint(model, path)
+    assert_one_line(err.value)
+
+
+@SETTINGS
+@given(content=GARBAGE)
+def test_garbage_onnx(tmp_path, content):
+    path = tmp_path / "m.onnx"
+    path.write_bytes(content)
+    with pytest.raises(OnnxFileError) as err:
+        rg.count_onnx_ops(path)
+        rg.onnx_session(path)
+    assert_one_line(err.value)
+
+
+@SETTINGS
+@given(content=GARBAGE)
+def test_garbage_npz(tmp_path, content):
+    path = tmp_path / "d.npz"
+    path.write_bytes(content)
+    with pytest.raises(DataError) as err:
+        rg.load_dataset("npz", path)
+    assert_one_line(err.value)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("imgs")
+    for split in ("train", "val"):
+        for c in ("a", "b"):
+            (root / split / c).mkdir(parents=True)
+            Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(root / split / c / "0.png")
+    return root
+
+
+@SETTINGS
+@given(content=GARBAGE, ext=st.sampled_from(["jpg", "png", "JPEG", "webp"]))
+def test_garbage_image(folder, content, ext):
+    bad = folder / "val" / "b" / f"bad.{ext}"
+    bad.write_bytes(content)
+    try:
+        bundle = rg.load_dataset("imagefolder", folder)
+    except DataError as err:
+        assert_one_line(err)
+        assert str(bad) in str(err)
+    else:  # the bytes happened to be a valid image (e.g. a 1x1 PPM header): then it must really decode
+        assert len(bundle.test) == 3 and torch.is_tensor(bundle.test[2][0])
+    finally:
+        bad.unlink()
