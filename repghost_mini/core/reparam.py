@@ -74,6 +74,22 @@ def _replace_repghost_modules(model: nn.Module) -> None:
             _replace_repghost_modules(child)
 
 
+def _check_bn_statistics(model: nn.Module) -> None:
+    """Refuse BatchNorms whose fold would give NaN/inf weights: non-finite statistics or affine parameters, or a
+    negative running variance ($\sqrt{\sigma^2+\epsilon}$ of a negative number)."""
+    for name, m in model.named_modules():
+        if not isinstance(m, nn.modules.batchnorm._BatchNorm) or m.running_var is None:
+            continue
+        tensors = {"running_mean": m.running_mean, "running_var": m.running_var, "weight": m.weight, "bias": m.bias}
+        bad = [k for k, t in tensors.items() if t is not None and not bool(torch.isfinite(t).all())]
+        if not bad and bool((m.running_var + m.eps <= 0).any()):
+            bad = ["running_var (negative)"]
+        if bad:
+            raise ValueError(f"BatchNorm {name or '<model>'!r} has non-finite or invalid {bad[0]}: folding it would "
+                             "give NaN/inf weights (did training diverge, or is the checkpoint damaged?); retrain "
+                             "or load other weights.")
+
+
 def reparameterize(model: nn.Module, inplace: bool = False) -> nn.Module:
     """The inference network: RepGhost modules -> module e, every conv->BN pair folded; same eval outputs.
 
@@ -94,6 +110,7 @@ def reparameterize(model: nn.Module, inplace: bool = False) -> nn.Module:
         raise ValueError(f"{unfusable[0]!r} is a '+ReLU' RepGhost module (relu_after_dw=True): the ReLU between the "
                          "depthwise conv and the add is not linear, so it cannot be re-parameterized (paper "
                          "Table 6, last row); train with relu_after_dw=False to get a fusable model.")
+    _check_bn_statistics(model)
     if not inplace:
         model = copy.deepcopy(model)
     _replace_repghost_modules(model)
