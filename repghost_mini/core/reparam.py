@@ -75,7 +75,7 @@ def _replace_repghost_modules(model: nn.Module) -> None:
 
 
 def _check_bn_statistics(model: nn.Module) -> None:
-    """Refuse BatchNorms whose fold would give NaN/inf weights: non-finite statistics or affine parameters, or a
+    r"""Refuse BatchNorms whose fold would give NaN/inf weights: non-finite statistics or affine parameters, or a
     negative running variance ($\sqrt{\sigma^2+\epsilon}$ of a negative number)."""
     for name, m in model.named_modules():
         if not isinstance(m, nn.modules.batchnorm._BatchNorm) or m.running_var is None:
