@@ -22,39 +22,23 @@ def assert_one_line(err: BaseException) -> None:
     assert "Traceback" not in msg
 
 
-@pytest.fixture(scope="module")
-def model():
-    return rg.repghostnet(0.5, num_classes=10)
+MODEL = rg.repghostnet(0.5, num_classes=10)
+READERS = {  # file name -> (how it is read, the one error kind it may raise)
+    "ck.pth": (lambda p: rg.load_checkpoint(MODEL, p), ValueError),
+    "m.onnx": (lambda p: (rg.count_onnx_ops(p), rg.onnx_session(p)), OnnxFileError),
+    "d.npz": (lambda p: rg.load_dataset("npz", p), DataError),
+}
 
 
+@pytest.mark.parametrize("name", sorted(READERS))
 @SETTINGS
 @given(content=GARBAGE)
-def test_garbage_checkpoint(tmp_path, model, content):
-    path = tmp_path / "ck.pth"
+def test_garbage_file(tmp_path, name, content):
+    read, error = READERS[name]
+    path = tmp_path / name
     path.write_bytes(content)
-    with pytest.raises(ValueError) as err:
-        rg.load_checkpoint(model, path)
-    assert_one_line(err.value)
-
-
-@SETTINGS
-@given(content=GARBAGE)
-def test_garbage_onnx(tmp_path, content):
-    path = tmp_path / "m.onnx"
-    path.write_bytes(content)
-    with pytest.raises(OnnxFileError) as err:
-        rg.count_onnx_ops(path)
-        rg.onnx_session(path)
-    assert_one_line(err.value)
-
-
-@SETTINGS
-@given(content=GARBAGE)
-def test_garbage_npz(tmp_path, content):
-    path = tmp_path / "d.npz"
-    path.write_bytes(content)
-    with pytest.raises(DataError) as err:
-        rg.load_dataset("npz", path)
+    with pytest.raises(error) as err:
+        read(path)
     assert_one_line(err.value)
 
 
