@@ -71,7 +71,7 @@ def test_full_disk_while_overwriting_keeps_the_good_file(tmp_path, files):
 
 def test_unwritable_targets_give_one_line(tmp_path):
     (tmp_path / "a_file").write_text("x")
-    with pytest.raises(OSError, match="part of the folder path is a file") as err:
+    with pytest.raises(OSError, match="is a file, not a folder") as err:
         export_onnx(small(), tmp_path / "a_file" / "m.onnx", SIZE)
     one_line(str(err.value))
     with tmpfs(tmp_path / "ro", read_only=True) as ro:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import errno
 import io
 import os
 import tempfile
@@ -29,6 +28,8 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 from torch import nn
+
+from .files import atomic_output
 
 __all__ = ["export_onnx", "count_onnx_ops", "onnx_session", "run_onnx", "check_onnx_matches",
            "onnxruntime_optimized_ops", "onnx_file_size_mb", "draw_onnx_graph", "fake_quantize_weights", "snr_db"]
@@ -72,41 +73,6 @@ def _load(model_or_path):
     if isinstance(model_or_path, onnx.ModelProto):
         return model_or_path
     raise TypeError(f"expected a path to an .onnx file or an onnx.ModelProto, got {type(model_or_path).__name__}.")
-
-
-@contextlib.contextmanager
-def atomic_output(path: PathLike):
-    """Write ``path`` atomically: yields a temporary path in the same folder, which replaces ``path`` (one
-    ``os.replace``) only when the block succeeds; on any error it is removed and ``path`` is untouched (a full
-    disk while overwriting a good file leaves the good file). The file gets the mode a plain ``open`` would give
-    (``0o666`` minus the umask). OSErrors become one sentence naming the file; the errno is kept."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as err:
-        raise _unwritable(path, err) from None
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException as err:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        if isinstance(err, OSError):
-            raise _unwritable(path, err) from None
-        raise
-
-
-def _unwritable(path: Path, err: OSError) -> OSError:
-    reason = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
-              errno.EACCES: "permission denied", errno.ENOTDIR: "a part of the folder path is a file",
-              errno.EEXIST: "a part of the folder path is a file"}.get(err.errno, err.strerror or str(err))
-    kept = " (the existing file is unchanged)" if path.is_file() else ""
-    return OSError(err.errno, f"could not write {path}: {reason}{kept}; free space or choose another path")
 
 
 def export_onnx(model: nn.Module, path: PathLike, input_size: Sequence[int] = (1, 3, 224, 224), opset: int = 18,
