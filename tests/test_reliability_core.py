@@ -17,3 +17,13 @@ def test_broken_bn_statistics_are_refused_before_fusing(buffer, value, word):
     with pytest.raises(ValueError, match=word) as err:
         rg.reparameterize(model)
     assert repr(name) in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("kwargs, word", [(dict(width=float("nan")), "width"), (dict(width=float("inf")), "width"),
+                                          (dict(width=True), "width"), (dict(width=0), "width"),
+                                          (dict(num_classes=True), "num_classes"),
+                                          (dict(num_classes=2.0), "num_classes")])
+def test_width_and_num_classes_are_validated(kwargs, word):
+    for factory in (rg.repghostnet, rg.ghostnet):
+        with pytest.raises(ValueError, match=word):
+            factory(**{"width": 0.5, "num_classes": 10, **kwargs})

@@ -110,9 +110,9 @@ def _stem_and_stages(cfg: Sequence[Sequence[Row]], block: Type[nn.Module], width
 
 
 def _check_network_args(width: float, num_classes: int, dropout: float) -> None:
-    if not isinstance(width, (int, float)) or width <= 0:
-        raise ValueError(f"width must be a positive number (Table 3 uses {TABLE3_WIDTHS}), got {width!r}.")
-    if not isinstance(num_classes, int) or num_classes < 1:
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width < float("inf"):
+        raise ValueError(f"width must be a positive number, finite (Table 3 uses {TABLE3_WIDTHS}), got {width!r}.")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}.")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
