@@ -29,7 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .files import atomic_output
+from ..measure.timing import eval_mode
+from ..training.files import atomic_output
 
 __all__ = ["export_onnx", "count_onnx_ops", "onnx_session", "run_onnx", "check_onnx_matches",
            "onnxruntime_optimized_ops", "onnx_file_size_mb", "draw_onnx_graph", "fake_quantize_weights", "snr_db"]
@@ -223,18 +224,6 @@ def _check_input_shape(session, shape: Tuple[int, ...]) -> None:
                             "input_size it was exported with.")
 
 
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module):
-    """Evaluate ``model`` in eval mode and restore every submodule's own train/eval flag afterwards."""
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for m, flag in flags:
-            m.training = flag
-
-
 @torch.no_grad()
 def check_onnx_matches(model: nn.Module, path: PathLike, input_size: Sequence[int] = (1, 3, 224, 224),
                        batch_sizes: Sequence[int] = (1, 3), rtol: float = 1e-4, atol: float = 1e-4,
@@ -253,7 +242,7 @@ def check_onnx_matches(model: nn.Module, path: PathLike, input_size: Sequence[in
     device = param.device if param is not None else torch.device("cpu")
     g = torch.Generator().manual_seed(seed)
     worst = 0.0
-    with _eval_mode(model):
+    with eval_mode(model):
         for n in batch_sizes:
             x = torch.randn((n, *tuple(input_size)[1:]), generator=g)
             got = run_onnx(session, x)
