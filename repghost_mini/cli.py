@@ -51,6 +51,33 @@ def _existing_file(path: str, what: str) -> Path:
     return p
 
 
+def _checkpoint_path(path: str) -> Path:
+    """A checkpoint file, or a run folder taken as its ``checkpoint.pth``; one sentence otherwise."""
+    p = Path(path)
+    if p.is_dir():
+        if not (p / "checkpoint.pth").is_file():
+            raise CLIError(f"checkpoint {path!r} is a folder without a checkpoint.pth; give a run folder written by "
+                           "train or a checkpoint file.")
+        return p / "checkpoint.pth"
+    return _existing_file(path, "checkpoint")
+
+
+def _new_output(path: str, example: str) -> Path:
+    """An output file that does not exist yet: the command line never overwrites a file."""
+    out = Path(path)
+    if out.is_dir():
+        raise CLIError(f"OUTPUT {path!r} is a folder; name the file to write, e.g. {str(out / example)!r}.")
+    if out.exists():
+        raise CLIError(f"OUTPUT {path!r} already exists; convert never overwrites a file: remove it or choose "
+                       "another name.")
+    return out
+
+
+def _weights_words(weights: Optional[str]) -> str:
+    return {"ema": "the EMA weights the run kept", "raw": "the raw (non-EMA) weights the run kept"}.get(
+        weights or "", "the weights as saved")
+
+
 def _positive(cast: Callable[[str], float], noun: str) -> Callable[[str], float]:
     """An argparse ``type=`` converter that accepts only values > 0 of ``cast``, with one clear message."""
     def convert(text: str):
@@ -65,6 +92,18 @@ def _positive(cast: Callable[[str], float], noun: str) -> Callable[[str], float]
 
 
 _positive_int = _positive(int, "a positive integer")
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
 _positive_float = _positive(float, "a positive number")
 
 
@@ -87,8 +126,11 @@ def _check_model_name(name: Optional[str]) -> None:
 def _cmd_tour(args: argparse.Namespace) -> int:
     from .teaching.tour import run_tour
 
+    from .training.trainer import select_device
+
     _set_threads(args.threads)
     _check_model_name(args.model)
+    select_device(args.device)  # a device that is not there: one line before any work
     report = run_tour(data=args.data, out_dir=args.out, quick=args.quick, train_seconds=args.train_seconds,
                       model=args.model, seed=args.seed, device=args.device, download=not args.no_download,
                       threads=args.threads)
@@ -110,6 +152,7 @@ _TRAIN_OPTIONS: Dict[str, str] = {
 _TRAIN_SWITCHES: Dict[str, Tuple[str, Any]] = {
     "no_ema": ("ema_decay", None), "no_progress": ("progress", False), "full_size": ("small_input", False),
     "no_shortcut": ("shortcut", False), "relu_after_dw": ("relu_after_dw", True),
+    "allow_changes": ("allow_changes", True),
 }
 
 
@@ -154,10 +197,11 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     from .training.checkpoints import read_checkpoint, save_checkpoint
     from .training.registry import fuse_model
 
-    src = _existing_file(args.checkpoint, "checkpoint")
+    src = _checkpoint_path(args.checkpoint)
     out = Path(args.output)
     if out.resolve() == src.resolve():
         raise CLIError("OUTPUT must differ from CHECKPOINT: convert never overwrites the training checkpoint.")
+    out = _new_output(args.output, "fused.pth")
     ckpt = read_checkpoint(src)
     if ckpt.fused:
         raise CLIError(f"{str(src)!r} is already a fused checkpoint; nothing to convert.")
@@ -171,8 +215,9 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     with torch.no_grad():
         diff = (model(x) - fused(x)).abs().max().item()
     save_checkpoint(out, fused, ckpt.model_name, run_config=ckpt.run_config, fused=True,
-                    class_names=ckpt.class_names, image_size=size, num_classes=ckpt.num_classes, source=str(src))
-    print(f"fused checkpoint: {out}  ({count_params(model) / 1e6:.3f}M -> {count_params(fused) / 1e6:.3f}M params, "
+                    class_names=ckpt.class_names, image_size=size, num_classes=ckpt.num_classes, source=str(src),
+                    weights=model.weights)
+    print(f"fused checkpoint ({_weights_words(model.weights)}): {out}  ({count_params(model) / 1e6:.3f}M -> {count_params(fused) / 1e6:.3f}M params, "
           f"{count_batchnorms(model)} -> {count_batchnorms(fused)} BatchNorms, max |logit diff| {diff:.2e} "
           f"on {x.shape[0]} random {size}x{size} inputs)")
     return 0
@@ -183,8 +228,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from .training.data import load_dataset, make_loaders
     from .training.evaluation import evaluate, evaluate_reparameterized
 
+    from .training.trainer import select_device
+
     _set_threads(args.threads)
-    path = _existing_file(args.checkpoint, "checkpoint")
+    select_device(args.device)  # a device that is not there: one line before any work
+    path = _checkpoint_path(args.checkpoint)
     if path.suffix.lower() == ".onnx":
         return _eval_onnx(args, path)
     ckpt = read_checkpoint(path)
@@ -198,6 +246,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     _, test = make_loaders(bundle, batch_size=args.batch_size, augment=False, eval_batch_size=args.batch_size)
     device = None if args.device == "auto" else args.device
     print(f"data: {bundle.name} test split, {len(bundle.test)} images ({bundle.source})")
+    print(f"weights: {_weights_words(ckpt.raw.get('weights') or model.weights)}")
     if ckpt.fused or ckpt.model_options.get("relu_after_dw"):
         r = evaluate(model, test, device=device)
         if not ckpt.fused:
@@ -350,7 +399,11 @@ _TRAIN_ARGS: List[_Option] = [
     (("--threads",), dict(type=_positive_int)),
     (("--out",), dict(help="run folder (default runs/<dataset>-<model>-seed<seed>)")),
     (("--resume",), dict(action="store_true", default=None, help="continue the run in --out")),
-    (("--eval-every",), dict(type=int, help="evaluate every N epochs (0: only at the end)")),
+    (("--allow-changes",), dict(action="store_true", help="with --resume: continue the checkpoint's weights with "
+                                "changed settings (lr, epochs, data limits ...); the learning-rate schedule restarts "
+                                "over the remaining epochs and final.json records the change. The network (model, "
+                                "branches, dataset) can never change")),
+    (("--eval-every",), dict(type=_non_negative_int, help="evaluate every N epochs (0: only at the end)")),
     (("--no-progress",), dict(action="store_true", help="no tqdm bars")),
 ]
 
@@ -450,6 +503,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except USER_ERRORS as err:
         if os.environ.get("REPGHOST_MINI_TRACEBACK"):
             raise
-        message = " ".join(str(err).split()) or type(err).__name__
+        text = str(err)
+        if isinstance(err, OSError) and err.strerror:  # "[Errno 28] ..." -> the sentence (+ the file it names)
+            text = err.strerror + (f": {err.filename}" if err.filename else "")
+        message = " ".join(text.split()) or type(err).__name__
         print(f"{prog}: error: {message}", file=sys.stderr)
         return 2

@@ -52,9 +52,13 @@ def test_run_folder_checkpoint_ema_and_fused_agreement(tmp_path):
     assert 0 <= hist[-1]["data_wait"] < 1 and hist[-1]["img_s"] > 0
     ckpt = torch.load(tmp_path / "checkpoint.pth", map_location="cpu", weights_only=True)
     assert ckpt["epoch"] == 3 and ckpt["step"] == 12 and int(ckpt["ema_n_averaged"]) == 12
-    # the returned model carries the EMA weights, which differ from the raw weights
+    # the returned model carries the better of the EMA and raw weights, and final.json / the checkpoint say which
     ema_sd, raw_sd = ckpt["state_dict_ema"], ckpt["state_dict"]
-    assert all(torch.equal(v, ema_sd[k]) for k, v in res.model.state_dict().items())
+    final_json = json.loads((tmp_path / "final.json").read_text())
+    kept = final_json["weights"]
+    scores = final_json["top1_by_weights"]
+    assert ckpt["weights"] == kept and ckpt["finished"] and scores[kept] >= max(scores.values())
+    assert all(torch.equal(v, (ema_sd if kept == "ema" else raw_sd)[k]) for k, v in res.model.state_dict().items())
     assert not torch.equal(ema_sd["classifier.weight"], raw_sd["classifier.weight"])
     # training form and re-parameterized form predict the same classes
     final = res.final
@@ -143,7 +147,7 @@ def test_bad_settings_give_one_sentence(tmp_path):
     with pytest.raises(FileNotFoundError, match="resume"):
         r.train(bundle=b, epochs=1, resume=True, out_dir=str(tmp_path / "none"), **TINY)
     r.train(bundle=b, epochs=1, out_dir=str(tmp_path / "one"), eval_every=0, **TINY)
-    with pytest.raises(ValueError, match="cannot resume.*epochs=1"):
+    with pytest.raises(ValueError, match="cannot resume.*epochs 1 -> 2"):
         r.train(bundle=b, epochs=2, resume=True, out_dir=str(tmp_path / "one"), **TINY)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         r.load_trained(tmp_path / "none")

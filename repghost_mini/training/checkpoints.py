@@ -24,8 +24,8 @@ fused model: it is loaded into a training-form twin built from ``model.config``,
 """
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Union
@@ -35,6 +35,7 @@ from torch import nn
 
 from ..core.reparam import count_batchnorms, reparameterize
 from ..errors import UserError
+from .files import atomic_output
 from .registry import build_model, fuse_model
 
 __all__ = ["read_state_dict", "load_checkpoint", "save_atomic", "save_checkpoint", "read_checkpoint", "Checkpoint",
@@ -48,19 +49,14 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 
 def save_atomic(obj: Any, path: Union[str, os.PathLike]) -> Path:
-    """``torch.save`` to a temporary file in the same folder, then rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    """``torch.save`` through :func:`repghost_mini.training.files.atomic_output` (temporary file, then rename): a
+    crash never leaves half a file, a full disk leaves the previous file, the mode is the usual one (0o666 minus
+    the umask)."""
+    buffer = io.BytesIO()  # serialize first: a full disk then fails in a plain write, as one OSError sentence,
+    torch.save(obj, buffer)  # not inside torch's zip writer ("inline_container.cc ... unexpected pos")
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(buffer.getbuffer())
+    return Path(path)
 
 
 def _load_file(path: Union[str, os.PathLike]) -> Any:
@@ -124,17 +120,28 @@ class Checkpoint:
     def has_ema(self) -> bool:
         return isinstance(self.raw.get("state_dict_ema"), Mapping)
 
-    def state_dict(self, use_ema: bool = True) -> Dict[str, torch.Tensor]:
-        """The stored weights: the EMA weights when present and ``use_ema``, else the raw ones."""
+    @property
+    def kept_weights(self) -> str:
+        """``"ema"`` or ``"raw"``: the weights the run kept (the better of the two on its test split)."""
+        return "ema" if self.has_ema and self.raw.get("weights", "ema") == "ema" else "raw"
+
+    def state_dict(self, use_ema: Optional[bool] = None) -> Dict[str, torch.Tensor]:
+        """The stored weights: the EMA weights when present and ``use_ema``, else the raw ones; ``None``: the
+        weights the run kept (:attr:`kept_weights`)."""
+        if use_ema is None:
+            use_ema = self.kept_weights == "ema"
         return dict(self.raw["state_dict_ema"] if use_ema and self.has_ema else self.raw["state_dict"])
 
-    def build_model(self, use_ema: bool = True) -> nn.Module:
-        """The stored network rebuilt (training or fused form, as saved) with its weights, eval mode, CPU, float32."""
+    def build_model(self, use_ema: Optional[bool] = None) -> nn.Module:
+        """The stored network rebuilt (training or fused form, as saved) with its weights, eval mode, CPU, float32;
+        ``model.weights`` says which weights it holds (``"ema"`` / ``"raw"``; ``use_ema`` as in :meth:`state_dict`)."""
         model = build_model(self.model_name, self.num_classes, **self.model_options)
         if self.fused:
             model = fuse_model(model.eval())
         _strict_load(model, {k: v.float() if v.is_floating_point() else v
                              for k, v in self.state_dict(use_ema).items()})
+        ema = self.kept_weights == "ema" if use_ema is None else bool(use_ema) and self.has_ema
+        model.weights = "ema" if ema else "raw"
         return model.eval()
 
 
@@ -254,6 +261,8 @@ def load_checkpoint(model: nn.Module, source: Source, prefer_ema: bool = True) -
         source = _load_file(source)
     if isinstance(source, Mapping):
         _check_same_config(model, source)
+        if source.get("weights") == "raw":
+            prefer_ema = False  # our run kept its raw weights (they beat the EMA): load what the run reported
     state = read_state_dict(source, prefer_ema)
     model_is_fused = count_batchnorms(model) == 0
     file_is_training_form = any(k.endswith("running_var") for k in state)

@@ -19,6 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
+from ..errors import UserError
+
 __all__ = ["atomic_output", "write_text_atomic", "write_json_atomic", "RunLock", "RunFolderBusy", "unwritable",
            "make_folder", "remove_orphan_temporaries"]
 
@@ -27,8 +29,8 @@ LOCK_NAME = ".lock"
 _TMP_SUFFIX = ".tmp"
 
 
-class RunFolderBusy(RuntimeError):
-    """Another live process holds the run folder."""
+class RunFolderBusy(UserError, RuntimeError):
+    """Another live process holds the run folder (a user error: the command line prints it as one line)."""
 
 
 def unwritable(path: Path, err: OSError) -> OSError:

@@ -148,9 +148,20 @@ def available_models() -> List[str]:
     return sorted(MODEL_REGISTRY)
 
 
+def _check_timm_name(timm_name: str) -> None:
+    """One sentence for a name timm does not know (checked only when timm is installed; building says if not)."""
+    try:
+        import timm
+    except ImportError:
+        return
+    if not timm.is_model(timm_name):
+        raise UserError(f"timm has no model {timm_name!r}; see timm.list_models() for the names.")
+
+
 def model_entry(name: str) -> ModelEntry:
     """The registry entry of ``name`` (``"timm:<name>"`` gives a new one); one sentence for an unknown name."""
     if isinstance(name, str) and name.startswith("timm:") and len(name) > 5:
+        _check_timm_name(name[5:])
         return ModelEntry(name, "timm", timm_name=name[5:], description=f"timm's {name[5:]}")
     if name not in MODEL_REGISTRY:
         raise UserError(f"unknown model name {name!r}; choose one of: {', '.join(available_models())} "

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import json
 import os
 import random
@@ -41,11 +42,12 @@ from tqdm.auto import tqdm
 from ..errors import UserError
 from .checkpoints import read_checkpoint, save_checkpoint
 from .data import DataBundle, load_dataset, make_loaders
-from .evaluation import _run_eval, evaluate_reparameterized
+from .evaluation import _run_eval, evaluate, evaluate_reparameterized
+from .files import LOCK_NAME, RunLock, atomic_output, write_json_atomic
 from .registry import build_model, fuse_model
 
 __all__ = ["TrainConfig", "TrainResult", "train", "load_trained", "train_or_load", "plot_history", "select_device",
-           "CHECKPOINT_NAME", "SHORT_RUN_RECIPE"]
+           "CHECKPOINT_NAME", "SHORT_RUN_RECIPE", "config_differences", "RUNTIME_FIELDS", "NETWORK_FIELDS"]
 
 CHECKPOINT_NAME = "checkpoint.pth"
 #: Settings that replace the paper's batch 1024 / weight decay 1e-5 (made for 1.28 M images x 300 epochs) in runs
@@ -53,8 +55,13 @@ CHECKPOINT_NAME = "checkpoint.pth"
 #: benchmarks/results/cifar_recipe_search.md; used by the tour and the accuracy benchmark.
 SHORT_RUN_RECIPE: Dict[str, Any] = {"batch_size": 64, "weight_decay": 5e-4}
 _TIME_TICKS = 1000  # resolution of the schedule when it follows elapsed time
-#: Settings a resumed run must share with its checkpoint.
-_RESUME_KEYS = ("model", "dataset", "batch_size", "seed", "epochs", "time_budget", "small_input")
+#: TrainConfig fields that change how a run is carried out, not what it computes: they may differ when resuming
+#: and are not compared when a finished run is matched (train_or_load).
+RUNTIME_FIELDS = frozenset({"device", "workers", "threads", "out_dir", "resume", "allow_changes", "overwrite",
+                            "progress", "checkpoint", "stop_after", "eval_every"})
+#: Fields that fix the network (its weights' meaning and shapes) and its data: never changeable on resume.
+NETWORK_FIELDS = ("model", "model_kwargs", "small_input", "branches", "shortcut", "relu_after_dw", "dataset",
+                  "data_path")
 Network = Union[nn.Module, Callable[[int], nn.Module]]
 
 
@@ -72,6 +79,12 @@ class TrainConfig:
     ``epochs`` (continue later with ``resume=True``: a run in chunks, or a test of resuming). With
     ``epochs=None`` the cosine schedule follows the elapsed share of ``time_budget`` (such runs are not
     bit-reproducible, since how far they get depends on the machine). ``ema_decay`` 0.98: see the module notes.
+
+    ``resume`` refuses a checkpoint made with other settings, naming them; ``allow_changes=True`` continues its
+    weights with the new settings and restarts the learning-rate schedule (cosine, no warm-up) over the remaining
+    epochs, recorded in ``final.json`` under ``changes``. The network (``NETWORK_FIELDS``) can never change. A run
+    folder that already holds a run is refused unless ``resume`` or ``overwrite=True`` (used by
+    :func:`train_or_load`, whose folder is its cache).
     """
 
     model: str = "repghostnet_050"
@@ -109,6 +122,8 @@ class TrainConfig:
     eval_every: int = 1
     checkpoint: bool = True
     stop_after: Optional[int] = None
+    allow_changes: bool = False
+    overwrite: bool = False
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -131,6 +146,8 @@ class TrainConfig:
             (self.lr <= 0 or self.batch_size < 1,
              f"lr must be > 0 and batch_size >= 1 (got lr={self.lr}, batch_size={self.batch_size})."),
             (not 0 <= self.warmup < 1, f"warmup is a fraction of the schedule in [0, 1), got {self.warmup}."),
+            (isinstance(self.eval_every, bool) or not isinstance(self.eval_every, int) or self.eval_every < 0,
+             f"eval_every must be a whole number of epochs >= 0 (0: only at the end), got {self.eval_every!r}."),
             (self.stop_after is not None and self.stop_after < 1,
              f"stop_after must be >= 1 epoch or None, got {self.stop_after}."),
             (self.ema_decay is not None and not 0 < self.ema_decay < 1,
@@ -165,9 +182,16 @@ def select_device(device: str = "auto", local_rank: int = 0) -> torch.device:
     """``"auto"`` -> ``cuda:<local_rank>`` when CUDA is present, else CPU; otherwise ``torch.device(device)``."""
     if device == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise UserError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:<index>'.") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise UserError(f"device {device!r} is not supported here; use 'auto', 'cpu', 'cuda' or 'cuda:<index>'.")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device {device!r} asked for but CUDA is not available; use device='cpu' or 'auto'.")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UserError(f"device {device!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s).")
     return dev
 
 
@@ -206,20 +230,21 @@ def plot_history(history: List[Dict[str, Any]], path: Optional[Union[str, os.Pat
     ax2.set_xlabel("epoch"), ax2.set_ylabel("accuracy (%)"), ax2.legend()
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=80)
+        fig.savefig(path, dpi=80, format="png")
     return fig
 
 
 def _write_history(run_dir: Path, history: List[Dict[str, Any]]) -> None:
-    (run_dir / "metrics.json").write_text(json.dumps(history, indent=1))
+    write_json_atomic(run_dir / "metrics.json", history)
     keys: List[str] = []
     for h in history:
         keys += [k for k in h if k not in keys]
-    with open(run_dir / "metrics.csv", "w", newline="") as f:
+    with atomic_output(run_dir / "metrics.csv") as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows(history)
-    plot_history(history, run_dir / "curves.png")
+    with atomic_output(run_dir / "curves.png") as tmp:
+        plot_history(history, tmp)
 
 
 def _rng_state() -> Dict[str, Any]:
@@ -236,15 +261,34 @@ def _set_rng_state(state: Dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def load_trained(path: Union[str, os.PathLike], use_ema: bool = True) -> nn.Module:
-    """Rebuild the model saved in one of our checkpoints (``<run>/checkpoint.pth``, a run folder, or a ``convert``
-    output) with :func:`repghost_mini.read_checkpoint`: EMA weights when present and ``use_ema``; eval mode, CPU.
+def config_differences(saved: Dict[str, Any], wanted: Dict[str, Any],
+                       ignore=RUNTIME_FIELDS) -> Dict[str, Tuple[Any, Any]]:
+    """``{field: (saved value, wanted value)}`` for the run settings that differ (JSON-normalized, so a tuple
+    equals its list), leaving out ``ignore`` (default: :data:`RUNTIME_FIELDS`)."""
+    saved, wanted = json.loads(json.dumps(saved)), json.loads(json.dumps(wanted))
+    return {k: (saved.get(k), wanted.get(k)) for k in sorted(set(saved) | set(wanted))
+            if k not in ignore and saved.get(k) != wanted.get(k)}
 
-    A model changed beyond what its ``.config`` records (a network you modified and passed to :func:`train`) is
-    rebuilt as the registry builds it; build it yourself and use :func:`repghost_mini.load_checkpoint` instead.
+
+def _describe(diff: Dict[str, Tuple[Any, Any]]) -> str:
+    return ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in diff.items())
+
+
+def load_trained(path: Union[str, os.PathLike], use_ema: Optional[bool] = None) -> nn.Module:
+    """Rebuild the model saved in one of our checkpoints (``<run>/checkpoint.pth``, a run folder, or a ``convert``
+    output) with :func:`repghost_mini.read_checkpoint`; eval mode, CPU.
+
+    ``use_ema=None`` takes the weights the run kept (``final.json``'s ``weights``: EMA or raw, whichever was
+    better on the test split); ``True`` / ``False`` ask for the EMA / raw weights. ``model.weights`` says which
+    (``"ema"`` or ``"raw"``). A model changed beyond what its ``.config`` records (a network you modified and
+    passed to :func:`train`) is rebuilt as the registry builds it; build it yourself and use
+    :func:`repghost_mini.load_checkpoint` instead.
     """
     path = Path(path)
     if path.is_dir():
+        if not (path / CHECKPOINT_NAME).is_file():
+            raise FileNotFoundError(f"{str(path)!r} is a folder without a {CHECKPOINT_NAME}; give a run folder or "
+                                    "a checkpoint file.")
         path = path / CHECKPOINT_NAME
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {str(path)!r}; give a run folder or its {CHECKPOINT_NAME}.")
@@ -255,17 +299,17 @@ def train_or_load(config: TrainConfig, bundle: Optional[DataBundle] = None,
                   use_cache: bool = True) -> Tuple[nn.Module, List[dict], str]:
     """"Load the cached result if present, else train": returns ``(model, history, "cache" | "trained")``.
 
-    A finished run in ``config.out_dir`` (its ``final.json``) counts only if it was made with exactly these
-    settings; otherwise (or with ``use_cache=False``) :func:`train` runs and writes it. Notebooks use this so they
-    stay fast on a second run and still compute everything from scratch on a fresh clone.
+    A run in ``config.out_dir`` counts only if its *checkpoint* says it finished and was made with exactly these
+    settings (:func:`config_differences` is empty); otherwise (or with ``use_cache=False``) :func:`train` runs
+    and replaces it. Notebooks use this so they stay fast on a second run and still compute everything from
+    scratch on a fresh clone.
     """
     run = Path(config.out_dir)
-    final = run / "final.json"
-    if use_cache and final.is_file() and (run / "metrics.json").is_file():
-        same = json.loads(final.read_text()).get("config") == json.loads(json.dumps(config.to_dict()))
-        if same:
-            return load_trained(run), json.loads((run / "metrics.json").read_text()), "cache"
-    result = train(config, bundle=bundle)
+    if use_cache and (run / CHECKPOINT_NAME).is_file() and (run / "final.json").is_file():
+        ckpt = read_checkpoint(run / CHECKPOINT_NAME)
+        if ckpt.raw.get("finished") and not config_differences(ckpt.run_config or {}, config.to_dict()):
+            return load_trained(run), list(ckpt.raw["history"]), "cache"
+    result = train(dataclasses.replace(config, overwrite=True, resume=False), bundle=bundle)
     return result.model, result.history, "trained"
 
 
@@ -303,10 +347,67 @@ def train(config: Optional[TrainConfig] = None, bundle: Optional[DataBundle] = N
     if world > 1:
         rank, world = dist.get_rank(), dist.get_world_size()
     try:
-        return _train(cfg, bundle, network, rank, world, local_rank)
+        return _train_in_folder(cfg, bundle, network, rank, world, local_rank)
     finally:
         if started_pg:
             dist.destroy_process_group()
+
+
+def _train_in_folder(cfg: TrainConfig, bundle: Optional[DataBundle], network: Optional[Network], rank: int,
+                     world: int, local_rank: int) -> TrainResult:
+    """Check what can be checked before any work (device, data, model, fusability), then train with the run
+    folder locked (rank 0; :class:`repghost_mini.training.files.RunLock`). A failed run leaves no empty folder."""
+    select_device(cfg.device, local_rank)
+    if bundle is None:
+        bundle = load_dataset(cfg.dataset, cfg.data_path, train_per_class=cfg.train_per_class,
+                              test_per_class=cfg.test_per_class)
+    run_dir = Path(cfg.out_dir or f"runs/{bundle.name}-{cfg.model.replace(':', '-')}-seed{cfg.seed}")
+    if rank != 0:
+        return _train(cfg, bundle, network, rank, world, local_rank, run_dir)
+    missing = [p for p in (run_dir, *run_dir.parents) if not p.exists()]
+    lock = RunLock(run_dir)
+    try:
+        lock.acquire()
+        _claim_run_folder(run_dir, cfg)
+        return _train(cfg, bundle, network, rank, world, local_rank, run_dir)
+    finally:
+        lock.release()
+        for folder in missing:  # the folders this run created, innermost first, if nothing was written there
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+
+
+def _why_not_fusable(model: nn.Module) -> Optional[str]:
+    """``None`` if ``model`` can be re-parameterized, else why not (known before training starts). Fusing a copy
+    builds new layers; the RNG is left as it was, so the run is the same as without this check."""
+    with torch.random.fork_rng(devices=[]):
+        try:
+            fuse_model(copy.deepcopy(model).eval())
+        except ValueError as err:  # the Table 6 '+ReLU' variant: a known, documented limit
+            return " ".join(str(err).split())
+    return None
+
+
+_RUN_FILES = ("final.json", CHECKPOINT_NAME, "metrics.json", "metrics.csv", "curves.png")
+
+
+def _claim_run_folder(run_dir: Path, cfg: TrainConfig) -> None:
+    """Refuse to write over a run the user did not name as this run's own (resume / overwrite)."""
+    present = [p.name for p in run_dir.iterdir() if p.name != LOCK_NAME]
+    if cfg.resume or not present:
+        return
+    if cfg.overwrite and set(present) <= set(_RUN_FILES):
+        for name in present:
+            (run_dir / name).unlink()
+        return
+    if "final.json" in present:
+        raise UserError(f"{run_dir} already holds a finished run; choose another --out (out_dir), or delete that "
+                        "folder to train it again.")
+    if CHECKPOINT_NAME in present:
+        raise UserError(f"{run_dir} holds an unfinished run; continue it with --resume (resume=True), or choose "
+                        "another --out (out_dir).")
+    raise UserError(f"{run_dir} is not empty (it holds {sorted(present)[:3]}); a run writes into a new or empty "
+                    "folder: choose another --out (out_dir).")
 
 
 @dataclass
@@ -338,6 +439,10 @@ class _Run:
     elapsed: float = 0.0
     stop: bool = False
     history: List[Dict[str, Any]] = field(default_factory=list)
+    unfusable: Optional[str] = None
+    changes: List[Dict[str, Any]] = field(default_factory=list)
+    sched_step0: int = 0  # where the schedule (re)started: 0, or the resume point after --allow-changes
+    sched_elapsed0: float = 0.0
 
     @property
     def is_main(self) -> bool:
@@ -347,9 +452,13 @@ class _Run:
         return self.cfg.time_budget is not None and self.elapsed >= self.cfg.time_budget
 
 
-def _train(cfg: TrainConfig, bundle: Optional[DataBundle], network: Optional[Network], rank: int, world: int,
-           local_rank: int) -> TrainResult:
-    run = _setup(cfg, bundle, network, rank, world, local_rank)
+def _train(cfg: TrainConfig, bundle: DataBundle, network: Optional[Network], rank: int, world: int,
+           local_rank: int, run_dir: Path) -> TrainResult:
+    run = _setup(cfg, bundle, network, rank, world, local_rank, run_dir)
+    run.unfusable = _why_not_fusable(run.model) if run.is_main else None
+    if run.unfusable and run.is_main and cfg.progress:
+        tqdm.write(f"note: this model cannot be re-parameterized, so the run reports its training form only "
+                   f"({run.unfusable})")
     if cfg.resume:
         _resume(run)
     max_epochs = cfg.epochs if cfg.epochs is not None else 10 ** 9
@@ -371,8 +480,8 @@ def _train(cfg: TrainConfig, bundle: Optional[DataBundle], network: Optional[Net
     return _finish(run)
 
 
-def _setup(cfg: TrainConfig, bundle: Optional[DataBundle], network: Optional[Network], rank: int, world: int,
-           local_rank: int) -> _Run:
+def _setup(cfg: TrainConfig, bundle: DataBundle, network: Optional[Network], rank: int, world: int,
+           local_rank: int, run_dir: Path) -> _Run:
     """Device and precision, seeds, data, model (+ SyncBN, channels_last, EMA, DDP), optimizer and schedule."""
     device = select_device(cfg.device, local_rank)
     if device.type == "cuda":
@@ -385,14 +494,8 @@ def _setup(cfg: TrainConfig, bundle: Optional[DataBundle], network: Optional[Net
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
 
-    if bundle is None:
-        bundle = load_dataset(cfg.dataset, cfg.data_path, train_per_class=cfg.train_per_class,
-                              test_per_class=cfg.test_per_class)
     train_loader, test_loader = make_loaders(bundle, cfg.batch_size, cfg.augment, cfg.random_erasing, cfg.workers,
                                              cfg.seed, rank, world)
-    run_dir = Path(cfg.out_dir or f"runs/{bundle.name}-{cfg.model.replace(':', '-')}-seed{cfg.seed}")
-    if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
     model = _build_network(cfg, network, bundle.num_classes).to(device)
     if world > 1 and cfg.sync_bn:
         if device.type != "cuda":
@@ -429,30 +532,58 @@ def _schedule(optimizer: torch.optim.Optimizer, warmup: float, ticks: int):
     return SequentialLR(optimizer, [LinearLR(optimizer, 0.01, 1.0, total_iters=warm), cosine], milestones=[warm])
 
 
-def _resume(run: _Run) -> None:
-    """Load model, EMA, optimizer, schedule, scaler, counters, history and RNG state from the run's checkpoint."""
-    cfg = run.cfg
-    path = Path(cfg.resume) if isinstance(cfg.resume, str) else run.run_dir / CHECKPOINT_NAME
+def _resume_checkpoint(cfg: TrainConfig, run_dir: Path) -> Tuple[Dict[str, Any], Dict[str, Tuple[Any, Any]]]:
+    """The checkpoint to continue and how this run's settings differ from it; one sentence listing the
+    differences when they are not allowed (the network never; anything else only with ``allow_changes``)."""
+    path = Path(cfg.resume) if isinstance(cfg.resume, str) else run_dir / CHECKPOINT_NAME
     if not path.is_file():
         raise FileNotFoundError(f"resume asked for but {str(path)!r} does not exist; start without resume or point "
                                 "resume at a checkpoint.pth.")
     ckpt = read_checkpoint(path)
-    saved = ckpt.run_config or {}
-    for key in _RESUME_KEYS:
-        if saved.get(key) != getattr(cfg, key):
-            raise UserError(f"cannot resume: the checkpoint was trained with {key}={saved.get(key)!r} but this run "
-                            f"asks for {getattr(cfg, key)!r}; use the same settings.")
-    state = ckpt.raw
+    diff = config_differences(ckpt.run_config or {}, cfg.to_dict())
+    network = {k: v for k, v in diff.items() if k in NETWORK_FIELDS}
+    if network:
+        raise UserError(f"cannot resume {path}: it holds another network or data set ({_describe(network)}); "
+                        "start a new run in another --out (out_dir).")
+    if diff and not cfg.allow_changes:
+        raise UserError(f"cannot resume {path}: the run was made with other settings ({_describe(diff)}); use the "
+                        "same settings, or pass --allow-changes (allow_changes=True) to continue its weights with "
+                        "these (the learning-rate schedule then restarts over the remaining epochs).")
+    return ckpt.raw, diff
+
+
+def _resume(run: _Run) -> None:
+    """Load model, EMA, counters, history and RNG state from the run's checkpoint; for an exact continuation also
+    optimizer, schedule and scaler (bit-identical). With allowed changes the schedule restarts (cosine, no
+    warm-up) over the remaining epochs from a fresh optimizer with the new settings, recorded in ``changes``."""
+    state, diff = _resume_checkpoint(run.cfg, run.run_dir)
     run.model.load_state_dict(state["state_dict"])
-    if run.ema is not None:
+    if run.ema is not None and state.get("state_dict_ema") is not None:
         run.ema.module.load_state_dict(state["state_dict_ema"])
         run.ema.n_averaged.copy_(state["ema_n_averaged"])
-    run.optimizer.load_state_dict(state["optimizer"])
-    run.scheduler.load_state_dict(state["scheduler"])
-    run.scaler.load_state_dict(state["scaler"])
     run.epoch, run.step, run.tick, run.elapsed = state["epoch"], state["step"], state["tick"], state["elapsed"]
     run.history = list(state["history"])
+    run.changes = list(state.get("changes") or [])
+    if diff:
+        _restart_schedule(run, diff)
+    else:
+        run.optimizer.load_state_dict(state["optimizer"])
+        run.scheduler.load_state_dict(state["scheduler"])
+        run.scaler.load_state_dict(state["scaler"])
     _set_rng_state(state["rng"])
+
+
+def _restart_schedule(run: _Run, diff: Dict[str, Tuple[Any, Any]]) -> None:
+    cfg = run.cfg
+    run.changes.append({"epoch": run.epoch, "changed": {k: list(v) for k, v in diff.items()}})
+    run.sched_step0, run.sched_elapsed0, run.tick = run.step, run.elapsed, 0
+    run.ticks = _TIME_TICKS if cfg.epochs is None else (cfg.epochs - run.epoch) * len(run.train_loader)
+    if run.ticks < 1 or (cfg.epochs is None and cfg.time_budget <= run.elapsed):
+        raise UserError(f"nothing left to train: the checkpoint has done {run.epoch} epochs ({run.elapsed:.0f} s); "
+                        "raise epochs / time_budget to continue it.")
+    run.optimizer = torch.optim.SGD(run.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                    weight_decay=cfg.weight_decay, nesterov=False)
+    run.scheduler = _schedule(run.optimizer, 0.0, run.ticks)
 
 
 def _train_step(run: _Run, x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -475,8 +606,11 @@ def _train_step(run: _Run, x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tens
 
 def _advance_schedule(run: _Run) -> None:
     """One tick per step, or the elapsed share of the time budget when the run has no epoch count."""
-    by_time = run.cfg.epochs is None
-    target = run.step if not by_time else int(_TIME_TICKS * min(1.0, run.elapsed / run.cfg.time_budget))
+    if run.cfg.epochs is not None:
+        target = run.step - run.sched_step0
+    else:
+        share = (run.elapsed - run.sched_elapsed0) / (run.cfg.time_budget - run.sched_elapsed0)
+        target = int(_TIME_TICKS * min(1.0, share))
     while run.tick < min(target, run.ticks):
         run.scheduler.step()
         run.tick += 1
@@ -533,41 +667,85 @@ def _evaluate_epoch(run: _Run, row: Dict[str, Any]) -> None:
         row["ema_top1"] = res["ema"]["top1"]
 
 
-def _save_checkpoint(run: _Run) -> None:
-    """Everything :func:`_resume` needs, in the one checkpoint format (written atomically)."""
+def _save_checkpoint(run: _Run, finished: bool = False, weights: Optional[str] = None,
+                     rng: Optional[Dict[str, Any]] = None) -> None:
+    """Everything :func:`_resume` needs, in the one checkpoint format (written atomically, usual file mode), with
+    whether the run finished, which weights it keeps (``"ema"`` / ``"raw"``) and the settings changed on resume."""
     config = run.cfg.to_dict()
     if isinstance(run.cfg.resume, str):
         config["resume"] = False
     ema = run.ema
     save_checkpoint(run.run_dir / CHECKPOINT_NAME, run.model, run.cfg.model, run_config=config, fused=False,
                     class_names=run.bundle.class_names, image_size=run.bundle.image_size,
-                    num_classes=run.bundle.num_classes, ema_model=ema.module if ema is not None else None, epoch=run.epoch, step=run.step,
-                    tick=run.tick, elapsed=run.elapsed, history=run.history,
+                    num_classes=run.bundle.num_classes, ema_model=ema.module if ema is not None else None,
+                    epoch=run.epoch, step=run.step, tick=run.tick, elapsed=run.elapsed, history=run.history,
                     ema_n_averaged=ema.n_averaged if ema is not None else None,
                     optimizer=run.optimizer.state_dict(), scheduler=run.scheduler.state_dict(),
-                    scaler=run.scaler.state_dict(), rng=_rng_state())
+                    scaler=run.scaler.state_dict(), rng=rng or _rng_state(), changes=run.changes,
+                    finished=finished, weights=weights or ("ema" if ema is not None else "raw"))
+
+
+@torch.no_grad()
+def _pick_weights(run: _Run) -> Tuple[str, Dict[str, float]]:
+    """``("ema" | "raw", {name: test top-1})``: with an EMA, both are evaluated and the better is kept (ties go to
+    the EMA); a short run's EMA still averages early, poor weights and can be worse than the raw weights."""
+    if run.ema is None:
+        return "raw", {}
+    res = _run_eval({"raw": run.model, "ema": run.ema.module}, run.test_loader, run.device, run.use_amp,
+                    run.channels_last)
+    scores = {k: res[k]["top1"] for k in ("raw", "ema")}
+    return ("ema" if scores["ema"] >= scores["raw"] else "raw"), scores
+
+
+def _final_evaluation(run: _Run, model: nn.Module) -> Tuple[Dict[str, Any], Optional[nn.Module]]:
+    """``(final evaluation, fused model or None)``: both forms, or the training form only when it cannot fuse."""
+    if run.unfusable is None:
+        fused = fuse_model(model)
+        return evaluate_reparameterized(model, run.test_loader, run.device, fused_model=fused), fused
+    return ({"train_form": evaluate(model, run.test_loader, run.device), "fused": None, "agreement": None,
+             "not_fusable": run.unfusable}, None)
+
+
+def _final_line(final: Dict[str, Any], weights: str, scores: Dict[str, float], run_dir: Path) -> str:
+    """The run's last printed line: which weights were kept (and why), both forms' accuracy, the folder."""
+    name = {"ema": "EMA", "raw": "raw"}
+    if scores:
+        other = "raw" if weights == "ema" else "ema"
+        which = (f"{name[weights]} weights kept: {scores[weights]:.2f}% vs {name[other]} {scores[other]:.2f}% on "
+                 "the test split")
+    else:
+        which = "raw weights, no EMA"
+    tf = final["train_form"]
+    line = f"final ({which}): top-1 {tf['top1']:.2f}%, top-5 {tf['top5']:.2f}%"
+    if final.get("fused") is not None:
+        line += f" (fused {final['fused']['top1']:.2f}%, same predictions {100 * final['agreement']:.2f}%)"
+    else:
+        line += " (training form only: this variant cannot be re-parameterized)"
+    return line + f"; run folder {run_dir}"
 
 
 def _finish(run: _Run) -> TrainResult:
-    """The returned model (EMA weights if any, float32, contiguous, CPU) and, on rank 0, the final evaluation of
-    its training and fused forms, written to ``final.json``."""
-    source = run.ema.module if run.ema is not None else run.model
+    """On rank 0: keep the better of the EMA and raw weights (named), evaluate its training and fused forms,
+    write ``final.json`` and the final checkpoint (``finished``, ``weights``). Returns that model (float32,
+    contiguous, CPU)."""
+    rng_at_end = _rng_state()  # the final evaluation builds fused layers (random init): a resume continues here
+    weights, scores = _pick_weights(run) if run.is_main else ("ema" if run.ema is not None else "raw", {})
+    source = run.ema.module if weights == "ema" else run.model
     final_model = copy.deepcopy(source).float().to(memory_format=torch.contiguous_format).eval()
     final, final_fused = None, None
     if run.is_main:
-        final_fused = fuse_model(final_model)
-        final = evaluate_reparameterized(final_model, run.test_loader, run.device, fused_model=final_fused)
+        cfg = run.cfg
+        finished = (cfg.epochs is not None and run.epoch >= cfg.epochs) or run.budget_spent()
+        final, final_fused = _final_evaluation(run, final_model)
         final_json = {k: ({kk: vv for kk, vv in v.items() if kk != "predictions"} if isinstance(v, dict) else v)
                       for k, v in final.items()}
-        weights = "ema" if run.ema is not None else "raw"
         final_json.update(epochs_done=run.epoch, steps=run.step, train_seconds=run.elapsed, weights=weights,
-                          config=run.cfg.to_dict())
-        (run.run_dir / "final.json").write_text(json.dumps(final_json, indent=1))
-        if run.cfg.progress:
-            tqdm.write(f"final ({'EMA' if run.ema is not None else 'raw'} weights): top-1 "
-                       f"{final['train_form']['top1']:.2f}% (fused {final['fused']['top1']:.2f}%), top-5 "
-                       f"{final['train_form']['top5']:.2f}%, same predictions {100 * final['agreement']:.2f}%; "
-                       f"run folder {run.run_dir}")
+                          top1_by_weights=scores, finished=finished, changes=run.changes, config=cfg.to_dict())
+        write_json_atomic(run.run_dir / "final.json", final_json)
+        if cfg.checkpoint:
+            _save_checkpoint(run, finished, weights, rng_at_end)
+        if cfg.progress:
+            tqdm.write(_final_line(final, weights, scores, run.run_dir))
     if run.world > 1:
         dist.barrier()
     return TrainResult(final_model.cpu(), run.history, final, run.run_dir, run.cfg,
