@@ -105,9 +105,10 @@ def test_input_check_survives_fx_and_script():
         module(torch.randn(1, 4, 5, 5))
 
 
-def test_compile_one_small_model():
+@pytest.mark.parametrize("form", ["train", "fused"])
+def test_compile_one_small_model(form):
     torch._dynamo.reset()
-    model = _form(r.repghostnet(0.5, num_classes=10, small_input=True), "fused")
+    model = _form(r.repghostnet(0.5, num_classes=10, small_input=True), form)
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         _assert_same(torch.compile(model)(x), model(x))
