@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from .timing import benchmark, eval_mode, interleaved_rounds, medians  # torch.utils.benchmark, imported quietly
-from ..core.modules import GhostAddModule, GhostModule
+from ..core.modules import GhostAddModule, GhostModule, check_input
 
 __all__ = [
     "ghostnet_concat_shapes",
@@ -185,7 +185,7 @@ class ReuseByAddModule(GhostAddModule):
     """
 
     def forward(self, x: Tensor) -> Tensor:
-        self._check_input(x)
+        check_input(x, self.in_channels, self.owner)
         x1 = self.primary_conv(x)
         x2 = self.cheap_operation(x1)
         with record_function(REUSE_ADD_LABEL):
