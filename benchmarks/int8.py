@@ -31,6 +31,8 @@ import torch
 
 import repghost_mini as rm
 from repghost_mini.deploy import quantize as q
+from repghost_mini.measure.tables import markdown_table
+from repghost_mini.measure.timing import interleaved_rounds
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: The CIFAR-subset models trained here: the notebook-05 RepGhostNet-0.5x and GhostNet of the same width.
@@ -61,9 +63,18 @@ def load() -> str:
     return "{:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
 
 
+def load_words(latency: Dict) -> str:
+    """What the recorded 1-minute load averages say about the absolute milliseconds."""
+    worst = max(float(latency[k].split()[0]) for k in ("load_start", "load_end"))
+    if worst <= 0.5 * latency["cores"]:
+        return "the machine was otherwise quiet, so the milliseconds are usable within their run"
+    return ("**the machine was shared and loaded**, so absolute milliseconds are inflated and noisy")
+
+
 def train_models(args) -> Dict[str, Dict]:
-    """``{name: {"model": eval-mode training form (EMA weights), "how": ..., "epochs_done": int}}`` via
-    rm.train_or_load; with ``--partial``, a run still in progress is read from its last epoch's checkpoint."""
+    """``{name: {"model": eval-mode training form, "how": ..., "epochs_done": int}}`` via
+    rm.train_or_load with notebook 05's settings (SHORT_RUN_RECIPE, no dropout, no random erasing, no EMA);
+    with ``--partial``, a run still in progress is read from its last epoch's checkpoint."""
     out = {}
     for name in TRAINED:
         if args.only and name not in args.only:
@@ -71,7 +82,7 @@ def train_models(args) -> Dict[str, Dict]:
         run = Path(args.runs) / f"{name}-e{args.epochs}-seed{args.seed}"
         cfg = rm.TrainConfig(model=name, dataset="cifar10-subset", epochs=args.epochs, seed=args.seed,
                              threads=args.threads, eval_every=0, progress=False, out_dir=str(run),
-                             **rm.SHORT_RUN_RECIPE)
+                             dropout=0.0, random_erasing=0.0, ema_decay=None, **rm.SHORT_RUN_RECIPE)
         if args.partial and not (run / "final.json").is_file() and (run / "metrics.json").is_file():
             done = len(json.loads((run / "metrics.json").read_text()))
             out[name] = {"model": rm.load_trained(run, use_ema=False), "epochs_done": done,
@@ -145,14 +156,15 @@ def latency_rows(args, calibration, work: Path):
     for batch, threads in args.settings:
         sessions = {key: rm.onnx_session(p, threads=threads) for key, p in paths.items()}
         x = torch.randn(batch, *size[1:]).numpy()
-        samples = {key: [] for key in sessions}
         cpu = {key: [] for key in sessions}
+
+        def measure(key):
+            wall_ms, cpu_ms = time_session(sessions[key], x, args.min_run_time)
+            cpu[key].append(cpu_ms)
+            return wall_ms
+
         before = load()
-        for _ in range(args.rounds):
-            for key, session in sessions.items():
-                wall_ms, cpu_ms = time_session(session, x, args.min_run_time)
-                samples[key].append(wall_ms)
-                cpu[key].append(cpu_ms)
+        samples = interleaved_rounds(measure, list(sessions), args.rounds)
         row = {"batch": batch, "threads": threads, "rounds": args.rounds, "load_before": before, "load_after": load()}
         for key, ms in samples.items():
             row[f"{key[0]} {key[1]} ms"] = statistics.median(ms)
@@ -166,12 +178,6 @@ def latency_rows(args, calibration, work: Path):
         rows.append(row)
         print(" ", row, flush=True)
     return rows
-
-
-def fmt_table(head, rows) -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i < 2 else "---:" for i in range(len(head))) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def write_markdown(result: Dict, latency: Dict, path: Path) -> None:
@@ -189,30 +195,31 @@ def write_markdown(result: Dict, latency: Dict, path: Path) -> None:
             "`OnnxModel`). Drop = fp32 - INT8 in points (1 test image = 0.1 point); agreement = share of test "
             "images with the same top-1 class in fp32 and INT8.", ""]
     text += [f"- `{name}`: {info['description']}" for name, info in result["models"].items()] + [""]
-    text.append(fmt_table(["model", "exported form", "weights", "calibration", "fp32 top-1", "INT8 top-1",
-                           "drop", "agreement", "MB fp32 -> INT8"],
-                          [[r["model"], r["form"], r["weights"], r["calibration"], f"{r['fp32_top1']:.2f}%",
-                            f"{r['int8_top1']:.2f}%", f"{r['drop']:+.2f}", f"{r['agreement']:.1f}%",
-                            f"{r['fp32_mb']:.2f} -> {r['int8_mb']:.2f}"] for r in acc]))
+    text.append(markdown_table(columns=["model", "exported form", "weights", "calibration", "fp32 top-1", "INT8 top-1",
+                                        "drop", "agreement", "MB fp32 -> INT8"],
+                               rows=[[r["model"], r["form"], r["weights"], r["calibration"], f"{r['fp32_top1']:.2f}%",
+                                     f"{r['int8_top1']:.2f}%", f"{r['drop']:+.2f}", f"{r['agreement']:.1f}%",
+                                     f"{r['fp32_mb']:.2f} -> {r['int8_mb']:.2f}"] for r in acc]))
     text += ["", "Spread of per-output-channel weight ranges, median over conv layers of (largest channel range / "
              "median channel range); a per-tensor INT8 step is set by the largest channel. The training form is "
              "shown as PyTorch holds it (its Conv->BN pairs are folded by the exporter before quantization, its BN "
              "branches are not):", ""]
-    text.append(fmt_table(["model", "form", "range spread"],
-                          [k.split(" | ") + [f"{v:.1f}"] for k, v in result["range_spread"].items()]))
+    text.append(markdown_table(columns=["model", "form", "range spread"],
+                               rows=[k.split(" | ") + [f"{v:.1f}"] for k, v in result["range_spread"].items()]))
     lat = latency["latency"]
     ms_cols = [k for k in lat[0] if k.endswith(" ms")]
     ratio_cols = list(dict.fromkeys(k for r in lat for k in r if "/" in k))
     text += ["", "## Latency: onnxruntime, 224 px, fp32 vs INT8 (per-channel QDQ)", "", latency["latency_note"],
              f"Load average (1/5/15 min) {latency['load_start']} at the start and {latency['load_end']} at the end on "
-             f"{latency['cores']} cores: **the machine was shared and heavily loaded**, so absolute milliseconds are "
-             "inflated and noisy; compare only within one row (ratios, measured side by side). The CPU-time ratios "
+             f"{latency['cores']} cores: {load_words(latency)}; compare only within one row (ratios, measured side "
+             "by side). The CPU-time ratios "
              "(1 thread: process CPU seconds per inference) do not count time spent waiting for a core.",
              latency.get("incomplete", ""), ""]
-    text.append(fmt_table(["batch", "threads"] + ms_cols + ratio_cols + ["load before -> after"],
-                          [[r["batch"], r["threads"]] + [f"{r[k]:.1f}" for k in ms_cols]
-                           + [f"{r[k]:.2f}" if k in r else "-" for k in ratio_cols] + [f"{r['load_before']} -> {r['load_after']}"]
-                           for r in lat]))
+    text.append(markdown_table(columns=["batch", "threads"] + ms_cols + ratio_cols + ["load before -> after"],
+                               rows=[[r["batch"], r["threads"]] + [f"{r[k]:.1f}" for k in ms_cols]
+                                     + [f"{r[k]:.2f}" if k in r else "-" for k in ratio_cols]
+                                     + [f"{r['load_before']} -> {r['load_after']}"]
+                                     for r in lat]))
     text += ["", "## Targets (issue 12)", ""] + [f"- {t}" for t in targets(result, latency)] + [""]
     path.write_text("\n".join(text))
 
@@ -278,7 +285,7 @@ def main(argv=None) -> Dict:
     p.add_argument("part", nargs="?", choices=("all", "accuracy", "latency", "report"), default="all",
                    help="accuracy / latency: measure one part into int8_<part>.json; report: write int8.md from "
                         "both; all: everything")
-    p.add_argument("--epochs", type=int, default=12, help="training epochs of the CIFAR-subset models")
+    p.add_argument("--epochs", type=int, default=15, help="training epochs of the CIFAR-subset models (notebook 05: 15)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads for training")
     p.add_argument("--runs", default="runs/int8", help="cache folder of the trained models")

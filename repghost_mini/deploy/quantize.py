@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from ..training.data import DataBundle, InMemoryImages, eval_transforms
+from ..training.files import atomic_output
 from .export import _load, export_onnx, onnx_session
 
 __all__ = ["CALIBRATION_METHODS", "ImageCalibrationReader", "calibration_images", "quantize_onnx",
@@ -171,7 +172,7 @@ def quantize_onnx(fp32_path: PathLike, out_path: PathLike, calibration: Union[Te
     Activations: unsigned INT8 with ranges calibrated on ``calibration`` (real images, a tensor (N, 3, H, W)
     or an :class:`ImageCalibrationReader`) by ``method`` (:data:`CALIBRATION_METHODS`). The graph is first
     pre-processed (shape inference and onnxruntime's graph optimizations, as onnxruntime recommends). The
-    file is written atomically (a temporary file, then a rename). Returns ``out_path``.
+    file appears only when complete (:func:`repghost_mini.training.files.atomic_output`). Returns ``out_path``.
     """
     try:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -190,17 +191,15 @@ def quantize_onnx(fp32_path: PathLike, out_path: PathLike, calibration: Union[Te
         raise ValueError(f"calibration images have shape {tuple(reader.images.shape[1:])} but the ONNX model takes "
                          f"{tuple(shape[1:])}; resize them (calibration_images(..., image_size=...)).")
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     reader.rewind()
-    # the temporary folder sits next to out_path, so the final rename is atomic and never crosses file systems
-    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=f".{out_path.name}.") as tmp:
-        pre, partial = os.path.join(tmp, "preprocessed.onnx"), os.path.join(tmp, "quantized.onnx")
+    # out_path appears only complete (training/files.atomic_output); the pre-processed graph is a scratch file
+    with tempfile.TemporaryDirectory() as tmp, atomic_output(out_path) as partial:
+        pre = os.path.join(tmp, "preprocessed.onnx")
         with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print progress lines
             quant_pre_process(os.fspath(fp32_path), pre)
-            quantize_static(pre, partial, reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
+            quantize_static(pre, os.fspath(partial), reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             calibrate_method=methods[method])
-        os.replace(partial, out_path)
     return out_path
 
 

@@ -25,11 +25,12 @@ def markdown_table(rows: Sequence[Union[Mapping[str, Any], Sequence[Any]]], colu
     ``columns`` picks the keys to show (a ``{key: title}`` mapping renames them; default: every key whose value
     is not a list, titles with ``_ms`` -> `` ms``); for sequences it is the header. Floats print with two
     decimals (format them yourself for anything else). ``align`` is the separator row without its first
-    ``|`` (``"---|---:|"``); by default number columns are right-aligned.
+    ``|`` (``"---|---:|"``); by default number columns are right-aligned. Sequence rows may be empty (a header
+    only).
     """
-    if not rows:
+    if not rows and (columns is None or isinstance(columns, Mapping)):
         raise UserError("markdown_table got no rows; run the measurement first (e.g. benchmark_models).")
-    if isinstance(rows[0], Mapping):
+    if rows and isinstance(rows[0], Mapping):
         keys = list(columns) if columns is not None else [k for k, v in rows[0].items() if not isinstance(v, list)]
         titles = [columns[k] if isinstance(columns, Mapping) else k.replace("_ms", " ms").replace("_", " ")
                   for k in keys]
@@ -38,8 +39,9 @@ def markdown_table(rows: Sequence[Union[Mapping[str, Any], Sequence[Any]]], colu
         if columns is None:
             raise UserError("markdown_table needs columns (the header) when the rows are sequences of cells.")
         titles, body = list(columns), [list(row) for row in rows]
-    if align is None:
-        align = "".join("---:|" if isinstance(v, Number) and not isinstance(v, bool) else "---|" for v in body[0])
+    if align is None:  # a header-only table (no rows) gets left-aligned columns
+        first = body[0] if body else [""] * len(titles)
+        align = "".join("---:|" if isinstance(v, Number) and not isinstance(v, bool) else "---|" for v in first)
     lines = ["| " + " | ".join(titles) + " |", "|" + align]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in body]
     return "\n".join(lines)

@@ -29,6 +29,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 import torch
 from torch import nn
 
+from ..measure.tables import markdown_table
+
 __all__ = ["run_tour", "fusion_check", "table3_rows", "tour_dataset", "choose_threads", "step_times_ms"]
 
 PathLike = Union[str, Path]
@@ -380,13 +382,6 @@ def run_tour(data: Optional[PathLike] = None, out_dir: PathLike = "runs", quick:
 # ---------------------------------------------------------------------------------------------------------------
 # the report: one function per section, each heading says what this run measured
 # ---------------------------------------------------------------------------------------------------------------
-def _fmt_table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: Optional[str] = None) -> str:
-    align = align or ("---|" * len(header))
-    lines = ["| " + " | ".join(header) + " |", "|" + align]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def _concat_section(r: Dict[str, Any]) -> List[str]:
     from ..measure.concat_cost import BYTES_MODEL
 
@@ -408,11 +403,12 @@ def _concat_section(r: Dict[str, Any]) -> List[str]:
         "of two tensors of the concatenated output's shape. A purely bandwidth-bound machine would give cat/add = "
         f"{bytes_op:.2f} and {bytes_out:.2f} (numbers moved: cat 2S, add(x1, x2) 1.5S, output-shape add 3S).",
         "",
-        _fmt_table(["layout", "cat (ms)", "add(x1, x2) (ms)", "output-shape add (ms)", "cat / add(x1, x2)",
-                    "cat / output-shape add"],
-                   [[lay, f"{c[lay]['cat']:.3f}", f"{c[lay]['add_operands']:.3f}", f"{c[lay]['add_output']:.3f}",
-                     f"{ratio[lay]:.2f}x", f"{c[lay]['cat'] / c[lay]['add_output']:.2f}x"] for lay in ("NCHW", "NHWC")],
-                   "---|---:|---:|---:|---:|---:|"),
+        markdown_table(columns=["layout", "cat (ms)", "add(x1, x2) (ms)", "output-shape add (ms)", "cat / add(x1, x2)",
+                                "cat / output-shape add"],
+                       rows=[[lay, f"{c[lay]['cat']:.3f}", f"{c[lay]['add_operands']:.3f}", f"{c[lay]['add_output']:.3f}",
+                              f"{ratio[lay]:.2f}x", f"{c[lay]['cat'] / c[lay]['add_output']:.2f}x"]
+                             for lay in ("NCHW", "NHWC")],
+                       align="---|---:|---:|---:|---:|---:|"),
         "",
         "Both operators have zero parameters and zero FLOPs, so their time is memory traffic. In NHWC "
         "(channels_last) a concatenation copies one small block per pixel instead of one large block per image; "
@@ -431,19 +427,20 @@ def _fusion_and_table3_sections(r: Dict[str, Any]) -> List[str]:
         "Each module: 16 channels, input (2, 16, 14, 14) in float64, BatchNorm statistics randomized before "
         "fusing (default statistics would hide errors).",
         "",
-        _fmt_table(["module", "params", "params fused", "BNs left", "max abs output", "max abs difference"],
-                   [[f["module"], f["params"], f["params_fused"], f["batchnorms_fused"],
+        markdown_table(columns=["module", "params", "params fused", "BNs left", "max abs output", "max abs difference"],
+                       rows=[[f["module"], f["params"], f["params_fused"], f["batchnorms_fused"],
                      f"{f['max_abs_output']:.3g}", f"{f['max_abs_diff']:.1e}"] for f in r["fusion"]],
-                   "---|---:|---:|---:|---:|---:|"),
+                       align="---|---:|---:|---:|---:|---:|"),
         "",
         "Module a (concat) and b (ReLU inside a branch) are not linear between the primary conv and the output, "
         "so they have no such fused form.",
         "",
         "## 3. Table 3: parameters and MACs (224x224)",
         "",
-        _fmt_table(["RepGhostNet", "params (M)", "paper", "MACs (M)", "paper"],
-                   [[f"{t['width']}x", f"{t['params_m']:.2f}", t["paper_params_m"], f"{t['macs_m']:.1f}",
-                     t["paper_macs_m"]] for t in r["table3"]], "---|---:|---:|---:|---:|"),
+        markdown_table(columns=["RepGhostNet", "params (M)", "paper", "MACs (M)", "paper"],
+                       rows=[[f"{t['width']}x", f"{t['params_m']:.2f}", t["paper_params_m"], f"{t['macs_m']:.1f}",
+                     t["paper_macs_m"]] for t in r["table3"]],
+                       align="---|---:|---:|---:|---:|"),
         "",
     ]
 
@@ -470,9 +467,11 @@ def _training_section(r: Dict[str, Any], history: List[Dict[str, Any]]) -> List[
         + ("" if rp["learned"] else "With so few steps the network has not learned yet; run the tour without "
            "--quick or with a larger --train-seconds to get a model worth looking at."),
         "",
-        _fmt_table(["epoch", "train loss", "train acc (%)", "test top-1 (%)", "test top-5 (%)"],
-                   [[h.get("epoch"), _num(h.get("train_loss")), _num(h.get("train_acc")), _num(h.get("test_top1")),
-                     _num(h.get("test_top5"))] for h in history], "---:|---:|---:|---:|---:|"),
+        markdown_table(columns=["epoch", "train loss", "train acc (%)", "test top-1 (%)", "test top-5 (%)"],
+                       rows=[[h.get("epoch"), _num(h.get("train_loss")), _num(h.get("train_acc")),
+                              _num(h.get("test_top1")),
+                     _num(h.get("test_top5"))] for h in history],
+                       align="---:|---:|---:|---:|---:|"),
         "",
         "![training curves](curves.png)",
         "",
@@ -488,11 +487,13 @@ def _reparam_and_latency_sections(r: Dict[str, Any]) -> List[str]:
     return [
         f"## 5. Re-parameterization: {same}, {rp['batchnorms'][0]} -> {rp['batchnorms'][1]} BatchNorms",
         "",
-        _fmt_table(["form", "top-1 (%)", "top-5 (%)", "BatchNorms", "params", "MACs at 32x32"],
-                   [["training", f"{tf['top1']:.2f}", f"{tf['top5']:.2f}", rp["batchnorms"][0], rp["params"][0],
+        markdown_table(columns=["form", "top-1 (%)", "top-5 (%)", "BatchNorms", "params", "MACs at 32x32"],
+                       rows=[["training", f"{tf['top1']:.2f}", f"{tf['top5']:.2f}", rp["batchnorms"][0],
+                              rp["params"][0],
                      rp["macs_32"][0]],
                     ["fused", f"{fu['top1']:.2f}", f"{fu['top5']:.2f}", rp["batchnorms"][1], rp["params"][1],
-                     rp["macs_32"][1]]], "---|---:|---:|---:|---:|---:|"),
+                     rp["macs_32"][1]]],
+                       align="---|---:|---:|---:|---:|---:|"),
         "",
         f"Top-1 predictions agree on {100 * rp['agreement']:.2f}% of the {r['data']['test']} test images; largest "
         f"logit difference {rp['max_logit_diff']:.2e} (float32 rounding).",
@@ -501,9 +502,11 @@ def _reparam_and_latency_sections(r: Dict[str, Any]) -> List[str]:
         "",
         f"## 6. Latency before and after re-parameterization: {faster}",
         "",
-        _fmt_table(["input", "training form (ms)", "fused (ms)", "speed-up"],
-                   [[k, f"{v['training form']:.2f}", f"{v['fused']:.2f}", f"{v['training form'] / v['fused']:.2f}x"]
-                    for k, v in lat.items()], "---|---:|---:|---:|"),
+        markdown_table(columns=["input", "training form (ms)", "fused (ms)", "speed-up"],
+                       rows=[[k, f"{v['training form']:.2f}", f"{v['fused']:.2f}",
+                              f"{v['training form'] / v['fused']:.2f}x"]
+                    for k, v in lat.items()],
+                       align="---|---:|---:|---:|"),
         "",
         "Median of interleaved rounds (torch.utils.benchmark), batch 1, 1 CPU thread. The paper measures on a phone "
         "(Table 3); on a desktop CPU at 32x32 the per-operator overhead dominates.",
@@ -529,7 +532,9 @@ def _report_markdown(r: Dict[str, Any], history: List[Dict[str, Any]]) -> str:
     lines += _concat_section(r) + _fusion_and_table3_sections(r) + _training_section(r, history)
     lines += _reparam_and_latency_sections(r)
     lines += ["## Time spent", "",
-              _fmt_table(["step", "seconds"], [[k, f"{v:.1f}"] for k, v in r["seconds"].items()], "---|---:|"), ""]
+              markdown_table(columns=["step", "seconds"],
+                             rows=[[k, f"{v:.1f}"] for k, v in r["seconds"].items()],
+                             align="---|---:|"), ""]
     return "\n".join(lines)
 
 

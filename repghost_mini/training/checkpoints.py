@@ -181,7 +181,8 @@ def read_checkpoint(path: Union[str, os.PathLike]) -> Checkpoint:
 
 def load_reference_model(name: str = "cifar10") -> nn.Module:
     """A reference model trained by ``benchmarks/cifar_reference.py`` and shipped with the package, fused, in eval
-    mode (``.class_names`` set): ``"cifar10"`` is RepGhostNet-0.5x (small input) trained on all of CIFAR-10."""
+    mode, with ``.class_names`` and ``.info`` (what its training run recorded: ``test_top1`` on the full test set,
+    ``train_minutes``, ``device``): ``"cifar10"`` is RepGhostNet-0.5x (small input) trained on all of CIFAR-10."""
     if name not in REFERENCE_MODELS:
         raise UserError(f"unknown reference model {name!r}; choose one of {sorted(REFERENCE_MODELS)}.")
     path = WEIGHTS_DIR / REFERENCE_MODELS[name]
@@ -191,6 +192,7 @@ def load_reference_model(name: str = "cifar10") -> nn.Module:
     ckpt = read_checkpoint(path)
     model = ckpt.build_model()
     model.class_names = ckpt.class_names
+    model.info = {key: ckpt.raw[key] for key in ("test_top1", "train_minutes", "device") if key in ckpt.raw}
     return model
 
 

@@ -14,7 +14,9 @@ crop + flip + random erasing ($p=0.2$). Here the same pieces come from well-kept
   for 0.9999 -- more than a whole short run (about 2,000 steps in 5 CPU minutes), so it would still hold mostly
   the random start; 0.98 averages the last ~50 steps (under one epoch of the CIFAR-10 subset at batch 64), the
   setting the accuracy benchmarks were measured with. Long runs: raise it (``ema_decay=0.999``);
-* AMP and channels_last on CUDA; DistributedDataParallel under ``torchrun``.
+* AMP on CUDA; channels_last on CUDA *and* CPU (on this project's 2-core x86 CPU a RepGhostNet-0.5x training
+  step runs ~1.5x faster in channels_last than in NCHW, benchmarks/results/train_throughput.md;
+  ``channels_last=False`` switches it off); DistributedDataParallel under ``torchrun``.
 
 Evaluation reports top-1/top-5 of the training-form network *and* of its re-parameterized (fused) form
 (:func:`repghost_mini.reparameterize`), and checks that both predict the same classes.
@@ -487,7 +489,7 @@ def _setup(cfg: TrainConfig, bundle: DataBundle, network: Optional[Network], ran
     if device.type == "cuda":
         torch.cuda.set_device(device)
     use_amp = device.type == "cuda" if cfg.amp is None else bool(cfg.amp)
-    channels_last = device.type == "cuda" if cfg.channels_last is None else bool(cfg.channels_last)
+    channels_last = device.type in ("cuda", "cpu") if cfg.channels_last is None else bool(cfg.channels_last)
     amp_dtype = torch.bfloat16 if (device.type != "cuda" or torch.cuda.is_bf16_supported()) else torch.float16
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
