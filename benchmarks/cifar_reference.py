@@ -37,6 +37,9 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=0.4)
     p.add_argument("--weight-decay", type=float, default=r.SHORT_RUN_RECIPE["weight_decay"])
     p.add_argument("--ema-decay", type=float, default=0.999)
+    p.add_argument("--dropout", type=float, default=0.2, help="dropout before the classifier")
+    p.add_argument("--random-erasing", type=float, default=0.0,
+                   help="random-erasing probability (0: off; a 4-MMAC network underfits rather than overfits)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, default=None)
@@ -53,7 +56,8 @@ def main(argv=None) -> int:
     cfg = r.TrainConfig(model=args.model, small_input=True, dataset="cifar10", epochs=args.epochs,
                         time_budget=args.budget,
                         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                        ema_decay=args.ema_decay, seed=args.seed, device=args.device, workers=args.workers, threads=args.threads,
+                        ema_decay=args.ema_decay, dropout=args.dropout,
+                        random_erasing=args.random_erasing, seed=args.seed, device=args.device, workers=args.workers, threads=args.threads,
                         out_dir=args.out, resume=args.resume, stop_after=args.stop_after, progress=False,
                         eval_every=args.eval_every)
     t0 = time.perf_counter()

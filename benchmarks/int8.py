@@ -25,7 +25,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 
@@ -95,10 +95,13 @@ def train_models(args) -> Dict[str, Dict]:
     return out
 
 
-def accuracy_rows(name: str, model: torch.nn.Module, bundle, test, calibration, work: Path, remedy: bool):
-    """fp32 and INT8 (per-channel, per-tensor) top-1 of one trained model in each exportable form."""
-    forms = {"fused": rm.reparameterize(model), "training form": model} if name.startswith("repghost") \
-        else {"as is": model}
+def accuracy_rows(name: str, model: torch.nn.Module, bundle, test, calibration, work: Path, remedy: bool,
+                  forms: Optional[Dict[str, torch.nn.Module]] = None):
+    """fp32 and INT8 (per-channel, per-tensor) top-1 of one trained model in each exportable form (``forms``,
+    by default: fused and training form for RepGhostNet, the model as is otherwise)."""
+    if forms is None:
+        forms = {"fused": rm.reparameterize(model), "training form": model} if name.startswith("repghost") \
+            else {"as is": model}
     rows = []
     for form, net in forms.items():
         tag = f"{name}-{form.replace(' ', '_')}"
@@ -258,7 +261,8 @@ def run_accuracy(args, result: Dict) -> None:
                                                      f"{args.epochs}-epoch schedule ({info['how']}) on the subset's "
                                                      f"{len(bundle.train)} training images with SHORT_RUN_RECIPE "
                                                      f"(batch {rm.SHORT_RUN_RECIPE['batch_size']}, weight decay "
-                                                     f"{rm.SHORT_RUN_RECIPE['weight_decay']})"}
+                                                     f"{rm.SHORT_RUN_RECIPE['weight_decay']}; no dropout, random "
+                                                     "erasing or EMA, as in notebook 05)"}
             result["accuracy"] += accuracy_rows(name, info["model"], bundle, test, calibration, Path(tmp),
                                                 remedy=name.startswith("repghost"))
             forms = {"fused": rm.reparameterize(info["model"]), "training form": info["model"]} \
@@ -267,6 +271,19 @@ def run_accuracy(args, result: Dict) -> None:
                 result["range_spread"][f"{name} | {form}"] = range_spread(net)
             if name.startswith("repghost"):
                 result["module_ranges"] = module_ranges(info["model"].blocks[6][0].ghost1)
+        try:  # the long-trained reference model (benchmarks/cifar_reference.py), when the package ships it
+            reference = rm.load_reference_model("cifar10")
+        except FileNotFoundError:
+            reference = None
+        if reference is not None:
+            info = reference.info
+            result["models"]["reference"] = {"description": f"the reference model of benchmarks/cifar_reference.py: "
+                                                            f"fused RepGhostNet-0.5x, {info['train_minutes']:.0f} min on "
+                                                            f"all 50,000 CIFAR-10 training images, {info['test_top1']:.2f}% "
+                                                            "on the 10,000 test images"}
+            result["accuracy"] += accuracy_rows("reference", reference, bundle, test, calibration, Path(tmp),
+                                                remedy=True, forms={"fused": reference})
+            result["range_spread"]["reference | fused"] = range_spread(reference)
 
 
 def run_latency(args, result: Dict) -> None:

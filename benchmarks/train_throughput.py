@@ -1,7 +1,8 @@
 """Training throughput (images/s) of RepGhostNet-0.5x vs timm's repghostnet_050 in the same loop (issue 4).
 
 32x32 CIFAR-10 batches of 128 from the exact subset (REPGHOST_MINI_DATA), the trainer's step (SGD momentum 0.9,
-label-smoothed cross-entropy, EMA update), N CPU threads. Models are measured interleaved, in rounds, so load
+label-smoothed cross-entropy, EMA update), N CPU threads; the small-input model also in channels_last (NHWC)
+memory order, the trainer's default. Models are measured interleaved, in rounds, so load
 from other processes on a shared machine hits all of them alike; the median over rounds is reported together with
 the share of step time spent waiting for the next batch (data loading + augmentation).
 
@@ -21,6 +22,10 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 import repghost_mini as r
 
 
+#: The trainer's default on CPU and CUDA (TrainConfig.channels_last=None): weights and batches in NHWC memory order.
+CHANNELS_LAST = "ours repghostnet_050 (small_input, channels_last)"
+
+
 def models():
     import timm
 
@@ -29,15 +34,18 @@ def models():
         "ours repghostnet_050 (standard stem)": r.build_model("repghostnet_050", 10, small_input=False),
         "ours repghostnet_050 (small_input)": r.build_model("repghostnet_050", 10, small_input=True),
         "timm repghostnet_050": timm.create_model("repghostnet_050", num_classes=10, drop_rate=0.2),
+        CHANNELS_LAST: r.build_model("repghostnet_050", 10, small_input=True).to(memory_format=torch.channels_last),
     }
 
 
-def run_steps(model, ema, opt, loader_iter, steps, criterion):
+def run_steps(model, ema, opt, loader_iter, steps, criterion, channels_last=False):
     """``steps`` trainer steps; returns (seconds, seconds waiting for data)."""
     wait = 0.0
     t0 = t_prev = time.perf_counter()
     for _ in range(steps):
         x, y = next(loader_iter)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         t_got = time.perf_counter()
         wait += t_got - t_prev
         loss = criterion(model(x), y)
@@ -74,14 +82,14 @@ def main(argv=None):
         loader, _ = r.make_loaders(bundle, args.batch_size, seed=0)
         state[name] = (AveragedModel(m, multi_avg_fn=get_ema_multi_avg_fn(0.99), use_buffers=True),
                        torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-5), endless(loader))
-        run_steps(m, *state[name], 2, nn.CrossEntropyLoss(label_smoothing=0.1))  # warm-up
+        run_steps(m, *state[name], 2, nn.CrossEntropyLoss(label_smoothing=0.1), name == CHANNELS_LAST)  # warm-up
     rates = {n: [] for n in nets}
     waits = {n: [] for n in nets}
     crit = nn.CrossEntropyLoss(label_smoothing=0.1)
     for rnd in range(args.rounds):
         order = list(nets) if rnd % 2 == 0 else list(reversed(nets))
         for name in order:
-            sec, wait = run_steps(nets[name], *state[name], args.steps, crit)
+            sec, wait = run_steps(nets[name], *state[name], args.steps, crit, name == CHANNELS_LAST)
             rates[name].append(args.steps * args.batch_size / sec)
             waits[name].append(wait / sec)
         print(f"round {rnd + 1}: " + ", ".join(f"{n}: {rates[n][-1]:.0f} img/s" for n in nets), flush=True)
@@ -96,7 +104,10 @@ def main(argv=None):
                      f"{min(rates[n]):.0f} - {max(rates[n]):.0f} | {100 * statistics.median(waits[n]):.1f}% |")
     names = list(nets)
     ratio = statistics.median(a / b for a, b in zip(rates[names[0]], rates[names[2]]))
-    lines += ["", f"ours (standard stem) / timm, same architecture, median of per-round ratios: {ratio:.2f}x"]
+    cl_ratio = statistics.median(a / b for a, b in zip(rates[CHANNELS_LAST], rates[names[1]]))
+    lines += ["", f"ours (standard stem) / timm, same architecture, median of per-round ratios: {ratio:.2f}x",
+              f"small_input channels_last / small_input NCHW (the trainer's default since this measurement / before), "
+              f"median of per-round ratios: {cl_ratio:.2f}x"]
     text = "\n".join(lines)
     print(text)
     if args.out:
