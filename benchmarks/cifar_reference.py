@@ -3,14 +3,17 @@
 Notebook 05 trains the same network, with the same recipe, for two CPU minutes on a 5,169-image subset; this
 script trains it for as long as it needs (``--epochs``) so that the notebook can set "your 2 minutes" beside
 "N minutes of the same recipe". It uses :func:`repghost_mini.train` unchanged (CUDA + AMP + channels_last when a
-GPU is present, otherwise the CPU), evaluates the EMA and raw weights and their fused form on the 10,000 test
-images, and -- only if the fused model reaches ``--min-top1`` (85%) -- writes its fused weights in float16 to
-``repghost_mini/weights/`` (loadable by name: ``repghost_mini.load_reference_model("cifar10")``) together
-with a Markdown log under ``benchmarks/results/``.
+GPU is present, otherwise the CPU). From the finished run it keeps the EMA weights with their BatchNorm statistics
+recomputed on the training images (an average of weights needs statistics of its own, as in SWA), reports them
+beside the raw weights of the last step and the EMA as the trainer keeps it on the 10,000 test images, and only if
+the kept model's fused form reaches ``--min-top1`` (85%) writes those fused weights in float16 to ``repghost_mini/weights/``
+(loadable by name: ``repghost_mini.load_reference_model("cifar10")``); the Markdown log goes to
+``benchmarks/results/cifar_reference.md`` either way.
 
-    REPGHOST_MINI_DATA=../shared/data python benchmarks/cifar_reference.py --budget 450 --out runs/cifar10-reference
+    REPGHOST_MINI_DATA=../shared/data python benchmarks/cifar_reference.py --budget 5000 --threads 2
 
-Runs can be continued in chunks (``--stop-after N`` then the same command with ``--resume``).
+Runs can be continued in chunks (``--stop-after N`` then the same command with ``--resume``); ``--from-run DIR``
+only chooses, reports and writes from a finished run folder.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.optim.swa_utils import update_bn
 
 import repghost_mini as r
 
@@ -47,6 +51,7 @@ def main(argv=None) -> int:
     p.add_argument("--stop-after", type=int, default=None)
     p.add_argument("--eval-every", type=int, default=5, help="evaluate on the test set every N epochs")
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--from-run", default=None, help="a finished run folder: only choose the weights, report and write")
     p.add_argument("--min-top1", type=float, default=85.0)
     p.add_argument("--out", default="runs/cifar10-reference")
     p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "cifar_reference.md"))
@@ -61,55 +66,100 @@ def main(argv=None) -> int:
                         out_dir=args.out, resume=args.resume, stop_after=args.stop_after, progress=False,
                         eval_every=args.eval_every)
     t0 = time.perf_counter()
-    res = r.train(cfg)
+    if args.from_run:  # a finished run: only choose, report and write
+        run_dir = Path(args.from_run)
+    else:
+        res = r.train(cfg)
+        run_dir = res.run_dir
+        for row in res.history[-3:]:
+            print(json.dumps(row))
+        if args.stop_after and args.epochs and len(res.history) < args.epochs:
+            print(f"stopped after epoch {len(res.history)} of {args.epochs}; continue with --resume")
+            return 0
     wall = time.perf_counter() - t0
-    for row in res.history[-3:]:
-        print(json.dumps(row))
-    if args.stop_after and args.epochs and len(res.history) < args.epochs:
-        print(f"stopped after epoch {len(res.history)} of {args.epochs}; continue with --resume")
-        return 0
-
-    final = res.final
+    ckpt = r.read_checkpoint(run_dir / "checkpoint.pth")
+    if not ckpt.raw.get("finished"):
+        raise SystemExit(f"{run_dir} holds an unfinished run; continue it with --resume first.")
+    history, recipe = ckpt.raw["history"], ckpt.run_config
+    bundle = r.load_dataset(recipe["dataset"], recipe.get("data_path"), train_per_class=recipe.get("train_per_class"),
+                            test_per_class=recipe.get("test_per_class"))
+    scores, best = candidates(ckpt, bundle)
+    name, model = best
+    final = r.evaluate_reparameterized(model, r.make_loaders(bundle, 500, augment=False)[1])
     top1 = final["fused"]["top1"]
-    train_seconds = res.history[-1]["elapsed"]
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else platform.processor()
+    train_seconds = history[-1]["elapsed"]
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else \
+        f"{platform.processor() or platform.machine()}, {recipe.get('threads') or torch.get_num_threads()} CPU threads"
+    schedule = "fixed" if recipe.get("epochs") else \
+        f"{recipe['time_budget']:.0f} s budget, the cosine schedule following the elapsed time"
     lines = [
         "# Reference CIFAR-10 model (benchmarks/cifar_reference.py)",
         "",
-        f"RepGhostNet-0.5x, small input (stem at stride 1), {args.model}; all 50,000 training images, "
-        f"evaluated on the 10,000 test images.",
-        f"Recipe: {len(res.history)} epochs ({'fixed' if args.epochs else f'{args.budget:.0f} s budget'}), batch {args.batch_size}, SGD lr {args.lr} (warm-up + cosine), "
-        f"weight decay {args.weight_decay}, label smoothing {cfg.label_smoothing}, dropout {cfg.dropout}, "
-        f"EMA decay {args.ema_decay}, crop + flip + random erasing {cfg.random_erasing}; seed {args.seed}.",
-        f"Device: {device}; training time {train_seconds / 60:.1f} min (this call {wall / 60:.1f} min).",
+        f"`{recipe['model']}`, small input (stem at stride 1); {len(bundle.train):,} training images of "
+        f"{bundle.name} (`{Path(bundle.source).name}`), evaluated on its {len(bundle.test):,} test images.",
+        f"Recipe: {len(history)} epochs ({schedule}), "
+        f"batch {recipe['batch_size']}, SGD momentum {recipe['momentum']} lr {recipe['lr']} (warm-up + cosine), "
+        f"weight decay {recipe['weight_decay']}, label smoothing {recipe['label_smoothing']}, dropout {recipe['dropout']}, "
+        f"EMA decay {recipe['ema_decay']}, crop + flip, random erasing {recipe['random_erasing']}; seed {recipe['seed']}.",
+        f"Device: {device}; training time {train_seconds / 60:.1f} min (command: `{' '.join(['python', 'benchmarks/cifar_reference.py'] + (argv or __import__('sys').argv[1:]))}`).",
         "",
-        f"Final (EMA weights): training form top-1 {final['train_form']['top1']:.2f}%, fused top-1 {top1:.2f}%, "
-        f"top-5 {final['train_form']['top5']:.2f}%, same predictions {100 * final['agreement']:.2f}%.",
+        f"The run's weights, top-1 on the {len(bundle.test):,} test images (training form):",
+        "",
+        "| weights | test top-1 |",
+        "|---|---|",
+    ] + [f"| {k} | {v:.2f}% |" for k, v in scores.items()] + [
+        "",
+        "An average of weights taken at a high learning rate has smaller, less noisy weights than any single step, "
+        "so the running BatchNorm statistics averaged alongside it do not fit it; recomputing them on the training "
+        "images (`torch.optim.swa_utils.update_bn`, no augmentation) is what SWA does for the same reason.",
+        "",
+        f"Kept (a rule fixed before the final evaluation: the EMA with recomputed statistics when the run has one): **{name}**: training form top-1 {final['train_form']['top1']:.2f}%, fused top-1 {top1:.2f}%, "
+        f"top-5 {final['fused']['top5']:.2f}%, same predictions {100 * final['agreement']:.2f}%.",
         "",
         "| epoch | lr | train loss | train acc | test top-1 | EMA top-1 | minutes |",
         "|---|---|---|---|---|---|---|",
     ]
-    for row in res.history:
-        if row["epoch"] % 5 == 0 or row["epoch"] in (1, len(res.history)):
+    for row in history:
+        if row["epoch"] % 5 == 0 or row["epoch"] in (1, len(history)):
             fmt = (lambda v: "-" if v is None else f"{v:.2f}")
             lines.append(f"| {row['epoch']} | {row['lr']:.4f} | {row['train_loss']:.3f} | {row['train_acc']:.1f} | "
                          f"{fmt(row['test_top1'])} | {fmt(row['ema_top1'])} | {row['elapsed'] / 60:.1f} |")
+    lines.append("")
+    lines.append("(EMA top-1 during training is measured with the averaged BatchNorm statistics, as the trainer "
+                 "keeps them.)")
     if top1 >= args.min_top1:
-        fused = r.reparameterize(res.model.eval())
+        fused = r.reparameterize(model.eval())
         weights = Path(args.weights)
         weights.parent.mkdir(parents=True, exist_ok=True)
-        class_names = r.read_checkpoint(res.run_dir / "checkpoint.pth").class_names
-        recipe = {k: v for k, v in cfg.to_dict().items() if k not in ("out_dir", "resume", "data_path")}
-        r.save_checkpoint(weights, fused, args.model, run_config=recipe, fused=True, class_names=class_names,
-                          image_size=32, dtype=torch.float16, test_top1=top1, train_minutes=train_seconds / 60,
-                          device=device)
-        lines += ["", f"Fused weights written in float16 to `{weights.relative_to(ROOT)}` "
+        keep = {k: v for k, v in recipe.items() if k not in ("out_dir", "resume", "data_path")}
+        r.save_checkpoint(weights, fused, recipe["model"], run_config=keep, fused=True,
+                          class_names=ckpt.class_names, image_size=32, dtype=torch.float16, test_top1=top1,
+                          train_minutes=train_seconds / 60, device=device, weights_kept=name)
+        shown = weights.resolve().relative_to(ROOT) if weights.resolve().is_relative_to(ROOT) else weights
+        lines += ["", f"Fused weights written in float16 to `{shown}` "
                       f"({weights.stat().st_size / 1e6:.2f} MB)."]
     else:
         lines += ["", f"Fused top-1 {top1:.2f}% is below {args.min_top1}%: no weights written."]
     Path(args.results).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    print(f"(this call: {wall / 60:.1f} min of training)")
     return 0
+
+
+def candidates(ckpt, bundle):
+    """``({name: test top-1}, (kept name, kept model))`` over the run's raw weights, its EMA weights and the EMA
+    weights with BatchNorm statistics recomputed on the (unaugmented) training images; the last is kept (the raw
+    weights when the run has no EMA), a rule fixed in advance, so the test set only reports."""
+    train, test = r.make_loaders(bundle, 500, augment=False)
+    models = {"raw (last step)": ckpt.build_model(use_ema=False)}
+    if ckpt.has_ema:
+        models["EMA"] = ckpt.build_model(use_ema=True)
+        recalibrated = ckpt.build_model(use_ema=True)
+        update_bn(train, recalibrated)
+        models["EMA, BatchNorm statistics recomputed"] = recalibrated.eval()
+    scores = {name: r.evaluate(m, test)["top1"] for name, m in models.items()}
+    chosen = list(models)[-1]  # fixed before looking at the test set: never picked by its test score
+    return scores, (chosen, models[chosen])
 
 
 if __name__ == "__main__":
