@@ -3,10 +3,10 @@
 Notebook 05 trains the same network, with the same recipe, for two CPU minutes on a 5,169-image subset; this
 script trains it for as long as it needs (``--epochs``) so that the notebook can set "your 2 minutes" beside
 "N minutes of the same recipe". It uses :func:`repghost_mini.train` unchanged (CUDA + AMP + channels_last when a
-GPU is present, otherwise the CPU). From the finished run it keeps the EMA weights with their BatchNorm statistics
-recomputed on the training images (an average of weights needs statistics of its own, as in SWA), reports them
-beside the raw weights of the last step and the EMA as the trainer keeps it on the 10,000 test images, and only if
-the kept model's fused form reaches ``--min-top1`` (85%) writes those fused weights in float16 to ``repghost_mini/weights/``
+GPU is present, otherwise the CPU). From the finished run it reports the raw weights of the last step, the EMA as the
+trainer keeps it and the EMA with its BatchNorm statistics recomputed on the training images (as SWA does for an
+average of weights) on the 10,000 test images, keeps the weights the trainer kept, and only if their fused form
+reaches ``--min-top1`` (85%) writes those fused weights in float16 to ``repghost_mini/weights/``
 (loadable by name: ``repghost_mini.load_reference_model("cifar10")``); the Markdown log goes to
 ``benchmarks/results/cifar_reference.md`` either way.
 
@@ -109,11 +109,7 @@ def main(argv=None) -> int:
         "|---|---|",
     ] + [f"| {k} | {v:.2f}% |" for k, v in scores.items()] + [
         "",
-        "An average of weights taken at a high learning rate has smaller, less noisy weights than any single step, "
-        "so the running BatchNorm statistics averaged alongside it do not fit it; recomputing them on the training "
-        "images (`torch.optim.swa_utils.update_bn`, no augmentation) is what SWA does for the same reason.",
-        "",
-        f"Kept (a rule fixed before the final evaluation: the EMA with recomputed statistics when the run has one): **{name}**: training form top-1 {final['train_form']['top1']:.2f}%, fused top-1 {top1:.2f}%, "
+        f"Kept: the weights the run kept (the trainer's rule), **{name}**: training form top-1 {final['train_form']['top1']:.2f}%, fused top-1 {top1:.2f}%, "
         f"top-5 {final['fused']['top5']:.2f}%, same predictions {100 * final['agreement']:.2f}%.",
         "",
         "| epoch | lr | train loss | train acc | test top-1 | EMA top-1 | minutes |",
@@ -125,8 +121,13 @@ def main(argv=None) -> int:
             lines.append(f"| {row['epoch']} | {row['lr']:.4f} | {row['train_loss']:.3f} | {row['train_acc']:.1f} | "
                          f"{fmt(row['test_top1'])} | {fmt(row['ema_top1'])} | {row['elapsed'] / 60:.1f} |")
     lines.append("")
-    lines.append("(EMA top-1 during training is measured with the averaged BatchNorm statistics, as the trainer "
-                 "keeps them.)")
+    gaps = [(row["test_top1"] - row["ema_top1"], row["epoch"]) for row in history
+             if row["test_top1"] is not None and row["ema_top1"] is not None]
+    if gaps:
+        gap, epoch = max(gaps)
+        lines.append(f"EMA top-1 during training is measured with the BatchNorm statistics averaged alongside the "
+                     f"weights, as the trainer keeps them; the raw weights led it by up to {gap:.1f} points (epoch "
+                     f"{epoch}) and by {gaps[-1][0]:+.1f} at the end.")
     if top1 >= args.min_top1:
         fused = r.reparameterize(model.eval())
         weights = Path(args.weights)
@@ -148,8 +149,8 @@ def main(argv=None) -> int:
 
 def candidates(ckpt, bundle):
     """``({name: test top-1}, (kept name, kept model))`` over the run's raw weights, its EMA weights and the EMA
-    weights with BatchNorm statistics recomputed on the (unaugmented) training images; the last is kept (the raw
-    weights when the run has no EMA), a rule fixed in advance, so the test set only reports."""
+    weights with BatchNorm statistics recomputed on the (unaugmented) training images; kept are the weights the
+    trainer kept (final.json's ``weights``)."""
     train, test = r.make_loaders(bundle, 500, augment=False)
     models = {"raw (last step)": ckpt.build_model(use_ema=False)}
     if ckpt.has_ema:
@@ -158,8 +159,8 @@ def candidates(ckpt, bundle):
         update_bn(train, recalibrated)
         models["EMA, BatchNorm statistics recomputed"] = recalibrated.eval()
     scores = {name: r.evaluate(m, test)["top1"] for name, m in models.items()}
-    chosen = list(models)[-1]  # fixed before looking at the test set: never picked by its test score
-    return scores, (chosen, models[chosen])
+    kept = "EMA" if ckpt.kept_weights == "ema" else "raw (last step)"
+    return scores, (kept, models[kept])
 
 
 if __name__ == "__main__":
