@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -83,9 +84,9 @@ def main(argv=None) -> int:
     history, recipe = ckpt.raw["history"], ckpt.run_config
     bundle = r.load_dataset(recipe["dataset"], recipe.get("data_path"), train_per_class=recipe.get("train_per_class"),
                             test_per_class=recipe.get("test_per_class"))
-    scores, best = candidates(ckpt, bundle)
-    name, model = best
-    final = r.evaluate_reparameterized(model, r.make_loaders(bundle, 500, augment=False)[1])
+    train_loader, test_loader = r.make_loaders(bundle, 500, augment=False)
+    scores, (name, model) = candidates(ckpt, train_loader, test_loader)
+    final = r.evaluate_reparameterized(model, test_loader)
     top1 = final["fused"]["top1"]
     train_seconds = history[-1]["elapsed"]
     device = torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else \
@@ -101,7 +102,7 @@ def main(argv=None) -> int:
         f"batch {recipe['batch_size']}, SGD momentum {recipe['momentum']} lr {recipe['lr']} (warm-up + cosine), "
         f"weight decay {recipe['weight_decay']}, label smoothing {recipe['label_smoothing']}, dropout {recipe['dropout']}, "
         f"EMA decay {recipe['ema_decay']}, crop + flip, random erasing {recipe['random_erasing']}; seed {recipe['seed']}.",
-        f"Device: {device}; training time {train_seconds / 60:.1f} min (command: `{' '.join(['python', 'benchmarks/cifar_reference.py'] + (argv or __import__('sys').argv[1:]))}`).",
+        f"Device: {device}; training time {train_seconds / 60:.1f} min (command: `{' '.join(['python', 'benchmarks/cifar_reference.py'] + (argv or sys.argv[1:]))}`).",
         "",
         f"The run's weights, top-1 on the {len(bundle.test):,} test images (training form):",
         "",
@@ -147,11 +148,10 @@ def main(argv=None) -> int:
     return 0
 
 
-def candidates(ckpt, bundle):
+def candidates(ckpt, train, test):
     """``({name: test top-1}, (kept name, kept model))`` over the run's raw weights, its EMA weights and the EMA
     weights with BatchNorm statistics recomputed on the (unaugmented) training images; kept are the weights the
-    trainer kept (final.json's ``weights``)."""
-    train, test = r.make_loaders(bundle, 500, augment=False)
+    trainer kept (final.json's ``weights``). ``train`` / ``test``: unaugmented loaders."""
     models = {"raw (last step)": ckpt.build_model(use_ema=False)}
     if ckpt.has_ema:
         models["EMA"] = ckpt.build_model(use_ema=True)
