@@ -41,6 +41,17 @@ TRAINED = ("repghostnet_050", "ghostnet_050")
 LATENCY_MODELS = {"RepGhostNet-1.0x fused": "repghostnet_100_fused", "GhostNet-1.0x": "ghostnet_100"}
 
 
+def cpu_words() -> str:
+    """The CPU's model name and its INT8 instructions (repghost_mini's cpu_int8_kind)."""
+    try:
+        name = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        name = platform.processor() or platform.machine()
+    kind = q.cpu_int8_kind()
+    return f"{name}, INT8 dot products: {'VNNI' if kind == 'VNNI' else 'AVX2 without VNNI' if kind == 'AVX2' else kind}"
+
+
 def time_session(session, x, min_run_time: float):
     """(median wall ms, median CPU ms) of ``session.run`` on ``x`` over about ``min_run_time`` s after a warm-up.
 
@@ -107,19 +118,40 @@ def accuracy_rows(name: str, model: torch.nn.Module, bundle, test, calibration, 
         tag = f"{name}-{form.replace(' ', '_')}"
         fp32 = rm.export_onnx(net.eval(), work / f"{tag}.onnx", (1, 3, bundle.image_size, bundle.image_size))
         ref = q.evaluate_onnx(fp32, test, bundle.image_size)
-        settings = [("per-channel", True, "minmax"), ("per-tensor", False, "minmax")]
+        default = q.default_weight_type()
+        settings = [("per-channel", True, "minmax", default), ("per-tensor", False, "minmax", default)]
         if remedy and form == "fused":
-            settings += [("per-tensor", False, "percentile"), ("per-channel", True, "percentile")]
-        for scheme, per_channel, method in settings:
-            path = q.quantize_onnx(fp32, work / f"{tag}-{scheme}-{method}.onnx", calibration,
-                                   per_channel=per_channel, method=method)
+            settings += [("per-tensor", False, "percentile", default), ("per-channel", True, "percentile", default)]
+            settings += [(f"per-channel {kind}", True, "minmax", kind) for kind in q.WEIGHT_TYPES if kind != default]
+        for scheme, per_channel, method, kind in settings:
+            path = q.quantize_onnx(fp32, work / f"{tag}-{scheme.replace(' ', '_')}-{method}.onnx", calibration,
+                                   per_channel=per_channel, method=method, weights=kind)
             res = q.evaluate_onnx(path, test, bundle.image_size)
-            rows.append({"model": name, "form": form, "weights": scheme, "calibration": method,
+            rows.append({"model": name, "form": form, "weights": scheme, "weight_type": kind, "calibration": method,
                          "fp32_top1": ref["top1"], "int8_top1": res["top1"], "drop": ref["top1"] - res["top1"],
                          "agreement": (res["predictions"] == ref["predictions"]).float().mean().item() * 100,
-                         "fp32_mb": rm.onnx_file_size_mb(fp32), "int8_mb": rm.onnx_file_size_mb(path)})
+                         "fp32_mb": rm.onnx_file_size_mb(fp32), "int8_mb": rm.onnx_file_size_mb(path),
+                         **margins(fp32, path, test), **q.quantization_error(fp32, path, test_images(test))})
             print(" ", rows[-1], flush=True)
     return rows
+
+
+def test_images(test) -> torch.Tensor:
+    return torch.cat([images for images, _ in test])
+
+
+def margins(fp32: Path, int8: Path, test) -> Dict[str, float]:
+    """Why predictions flip: the INT8 logit error per test image (largest |z_int8 - z_fp32| over the classes) against
+    the fp32 margin (top-1 logit - top-2 logit). A prediction can flip only where the margin is below twice the
+    error, so a model with many near-ties loses agreement to the same quantization noise."""
+    x = test_images(test)
+    z32, z8 = q.OnnxModel(fp32)(x), q.OnnxModel(int8)(x)
+    top2 = z32.topk(2, dim=1).values
+    margin, error = top2[:, 0] - top2[:, 1], (z8 - z32).abs().amax(1)
+    flipped = z8.argmax(1) != z32.argmax(1)
+    return {"margin_median": margin.median().item(),
+            "margin_median_flipped": margin[flipped].median().item() if flipped.any() else float("nan"),
+            "near_ties": (margin < 2 * error).float().mean().item() * 100}
 
 
 def range_spread(model: torch.nn.Module) -> float:
@@ -150,14 +182,8 @@ def paired(samples: Dict, a, b) -> float:
 def op_times(path: Path, runs: int = 30) -> Dict[str, float]:
     """Milliseconds per inference by operator type of the ONNX file ``path`` (batch 1, 224 px, 1 thread), from
     onnxruntime's own profiler (kernel time of each node after the session's graph optimizations)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
-    options.enable_profiling, options.log_severity_level = True, 3
     with tempfile.TemporaryDirectory() as tmp:
-        options.profile_file_prefix = os.path.join(tmp, "profile")
-        session = ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
+        session = rm.onnx_session(path, threads=1, profile_prefix=os.path.join(tmp, "profile"))
         feed = {session.get_inputs()[0].name: torch.randn(1, 3, 224, 224).numpy()}
         for _ in range(runs):
             session.run(None, feed)
@@ -213,20 +239,34 @@ def write_markdown(result: Dict, latency: Dict, path: Path) -> None:
     text = ["# INT8 post-training quantization in onnxruntime", "",
             f"Written by `python benchmarks/int8.py` from int8_accuracy.json ({result['date']}, `{result['command']}`) "
             f"and int8_latency.json ({latency['date']}, `{latency['command']}`). Machine: {result['machine']}, "
-            f"{result['cores']} cores (AVX-512 VNNI); onnxruntime {result['onnxruntime']}, torch {result['torch']}.",
+            f"{result['cores']} cores ({result.get('cpu', 'CPU not recorded')}); latency: {latency.get('cpu', 'CPU not recorded')}; "
+            f"onnxruntime {result['onnxruntime']}, torch {result['torch']}.",
             "", "## Accuracy: top-1 on the CIFAR-10 subset's 1,017 test images, fp32 vs INT8", "",
             "Static PTQ with `onnxruntime.quantization.quantize_static` (`repghost_mini.quantize_onnx`), QDQ format, "
-            "INT8 symmetric weights (per output channel or per tensor), UINT8 activations calibrated on "
+            "8-bit weights per output channel or per tensor (`int8` symmetric, `int8-7bit` = onnxruntime's "
+            "`reduce_range`, or `uint8` with a zero point), UINT8 activations calibrated on "
             f"{result['calibration_images']} real training images (no augmentation) with min/max or the 99.999th "
             "percentile. Every file is scored by the same code as a checkpoint (`repghost_mini.evaluate` through "
             "`OnnxModel`). Drop = fp32 - INT8 in points (1 test image = 0.1 point); agreement = share of test "
             "images with the same top-1 class in fp32 and INT8.", ""]
     text += [f"- `{name}`: {info['description']}" for name, info in result["models"].items()] + [""]
     text.append(markdown_table(columns=["model", "exported form", "weights", "calibration", "fp32 top-1", "INT8 top-1",
-                                        "drop", "agreement", "MB fp32 -> INT8"],
+                                        "drop", "agreement", "MB fp32 -> INT8", "logit error: kernels / simulated",
+                                        "agreement simulated", "fp32 margin", "margin of flipped", "near-ties"],
                                rows=[[r["model"], r["form"], r["weights"], r["calibration"], f"{r['fp32_top1']:.2f}%",
                                      f"{r['int8_top1']:.2f}%", f"{r['drop']:+.2f}", f"{r['agreement']:.1f}%",
-                                     f"{r['fp32_mb']:.2f} -> {r['int8_mb']:.2f}"] for r in acc]))
+                                     f"{r['fp32_mb']:.2f} -> {r['int8_mb']:.2f}"]
+                                     + ([f"{r['kernels']:.3f} / {r['simulated']:.3f}", f"{r['agreement_simulated']:.1f}%",
+                                         f"{r['margin_median']:.2f}", f"{r['margin_median_flipped']:.3f}",
+                                         f"{r['near_ties']:.1f}%"] if "near_ties" in r else ["-"] * 5) for r in acc]))
+    text += ["", "Weights per channel or per tensor are of the type chosen for the CPU (`default_weight_type`: "
+             f"{', '.join(sorted({r.get('weight_type', 'int8') for r in acc if ' ' not in r['weights']}))} here); "
+             "*per-channel int8 / int8-7bit / uint8* rows name it. Why predictions flip (medians over the test "
+             "images): *logit error* = largest |INT8 logit - fp32 logit| of an image, run by onnxruntime's INT8 "
+             "*kernels* as deployed or *simulated* (the same QDQ graph run in float: the rounding alone, "
+             "`quantization_error`); *fp32 margin* = top-1 logit minus top-2 logit; *margin of flipped* = the same "
+             "for the images whose top-1 class INT8 changed; *near-ties* = share of images whose margin is below "
+             "twice their INT8 logit error, the only ones that can flip."]
     text += ["", "Spread of per-output-channel weight ranges, median over conv layers of (largest channel range / "
              "median channel range); a per-tensor INT8 step is set by the largest channel. The training form is "
              "shown as PyTorch holds it (its Conv->BN pairs are folded by the exporter before quantization, its BN "
@@ -269,8 +309,12 @@ def targets(result: Dict, latency: Dict) -> list:
         pc = acc.get((name, "fused", "per-channel", "minmax"))
         pt = acc.get((name, "fused", "per-tensor", "minmax"))
         if pc is not None:
-            out.append(f"top-1 drop fp32 -> INT8 per-channel, fused `{name}`: {pc['drop']:+.2f} points "
-                       f"({'met' if pc['drop'] <= 1.0 else 'MISSED'}: target <= 1.0); per-tensor: {pt['drop']:+.2f}")
+            others = [r for (n, f, w, c), r in acc.items() if n == name and f == "fused" and c == "minmax"
+                      and w.startswith("per-channel ")]
+            out.append(f"top-1 drop fp32 -> INT8 per-channel ({pc.get('weight_type', 'int8')} weights), fused `{name}`: "
+                       f"{pc['drop']:+.2f} points ({'met' if pc['drop'] <= 1.0 else 'MISSED'}: target <= 1.0); "
+                       f"per-tensor: {pt['drop']:+.2f}"
+                       + "".join(f"; {r['weights']}: {r['drop']:+.2f}" for r in others))
     rep, ghost = LATENCY_MODELS
     for r in (r for r in latency["latency"] if r["batch"] == 1):
         speed, vs_ghost = r[f"{rep} fp32/int8"], r["GhostNet int8 / RepGhostNet int8"]
@@ -323,8 +367,9 @@ def run_accuracy(args, result: Dict) -> None:
 def run_latency(args, result: Dict) -> None:
     bundle = rm.load_dataset("cifar10-subset")
     calibration = q.calibration_images(bundle, 64, seed=args.seed, image_size=224)
-    result["latency_note"] = (f"Random seeded weights (latency does not depend on their values); INT8 calibrated on "
-                              f"64 real CIFAR training images resized to 224 px. Median of {args.rounds} "
+    result["latency_note"] = (f"Random seeded weights (latency does not depend on their values); INT8 with "
+                              f"{q.default_weight_type()} weights (the type quantize_onnx picks for this CPU), "
+                              f"calibrated on 64 real CIFAR training images resized to 224 px. Median of {args.rounds} "
                               f"interleaved rounds of about {args.min_run_time} s per session; ratios are medians "
                               "of same-round ratios.")
     with tempfile.TemporaryDirectory() as tmp:
@@ -360,7 +405,7 @@ def main(argv=None) -> Dict:
     for part, run in (("accuracy", run_accuracy), ("latency", run_latency)):
         if args.part in (part, "all"):
             result: Dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_start": load(),
-                            "cores": os.cpu_count(), "machine": platform.processor() or platform.machine(),
+                            "cores": os.cpu_count(), "machine": platform.processor() or platform.machine(), "cpu": cpu_words(),
                             "onnxruntime": __import__("onnxruntime").__version__, "torch": torch.__version__,
                             "calibration_images": args.calibration_images, "command": command.strip()}
             run(args, result)

@@ -289,7 +289,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
 
     from .core.reparam import reparameterize
     from .deploy.export import onnx_file_size_mb
-    from .deploy.quantize import calibration_images, quantize_model, quantized_op_counts
+    from .deploy.quantize import calibration_images, default_weight_type, quantize_model, quantized_op_counts
     from .training.checkpoints import read_checkpoint
     from .training.data import load_dataset
 
@@ -310,14 +310,16 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
                        f"{bundle.image_size}x{bundle.image_size}; pass the dataset it was trained on.")
     if not ckpt.fused and not args.training_form:
         model = reparameterize(model.eval())
+    weights = default_weight_type() if args.weights == "auto" else args.weights
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         quantize_model(model, out, calibration, per_channel=not args.per_tensor, method=args.calibration_method,
-                       fp32_path=fp32)
+                       fp32_path=fp32, weights=weights)
         fp32_mb = onnx_file_size_mb(fp32)
     ops = quantized_op_counts(out)
     form = "training form" if args.training_form and not ckpt.fused else "fused"
-    print(f"INT8 ONNX: {out}  ({form}, {'per-tensor' if args.per_tensor else 'per-channel'} weights, activations "
+    scheme = "per-tensor" if args.per_tensor else "per-channel"
+    print(f"INT8 ONNX: {out}  ({form}, {scheme} {weights} weights, activations "
           f"calibrated ({args.calibration_method}) on {calibration.shape[0]} {bundle.name} training images; "
           f"{ops['QuantizeLinear']} QuantizeLinear / {ops['DequantizeLinear']} DequantizeLinear nodes; "
           f"{fp32_mb:.2f} MB fp32 -> {onnx_file_size_mb(out):.2f} MB)")
@@ -426,6 +428,9 @@ _QUANTIZE_ARGS: List[_Option] = [
     (("--calibration-method",), dict(default="minmax", choices=("minmax", "entropy", "percentile"))),
     (("--per-tensor",), dict(action="store_true", help="one weight scale per tensor (default: per channel)")),
     (("--training-form",), dict(action="store_true", help="quantize the training form, not re-parameterized")),
+    (("--weights",), dict(default="auto", choices=("auto", "int8", "int8-7bit", "uint8"),  # ("auto",) + WEIGHT_TYPES
+                          help="how weights are stored; int8 saturates on x86 CPUs without VNNI, where uint8 is exact "
+                               "(default auto: chosen for this machine's CPU)")),
     (("--seed",), dict(type=int, default=0, help="which calibration images are drawn")),
     _THREADS, _NO_DOWNLOAD,
 ]

@@ -155,11 +155,14 @@ def onnx_file_size_mb(path: PathLike) -> float:
     return os.path.getsize(path) / 1e6
 
 
-def onnx_session(path: PathLike, threads: int = 1, optimization: str = "all"):
+def onnx_session(path: PathLike, threads: int = 1, optimization: str = "all",
+                 profile_prefix: Optional[PathLike] = None):
     """An onnxruntime CPU ``InferenceSession`` using ``threads`` intra-op threads (one inter-op thread).
 
     ``optimization``: ``"disable"``, ``"basic"`` (constant folding, Conv+BN fusion ...), ``"extended"`` or
     ``"all"`` (onnxruntime's default, adds layout transforms and fused Conv+activation kernels).
+    ``profile_prefix``: switch on onnxruntime's profiler, which writes ``<prefix>_<time>.json`` (the path that
+    ``session.end_profiling()`` returns) with every node's kernel time.
     """
     ort = _require("onnxruntime")
     levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -177,6 +180,8 @@ def onnx_session(path: PathLike, threads: int = 1, optimization: str = "all"):
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = levels[optimization]
     options.log_severity_level = 3
+    if profile_prefix is not None:
+        options.enable_profiling, options.profile_file_prefix = True, os.fspath(profile_prefix)
     try:
         return ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
     except Exception as err:

@@ -2,8 +2,10 @@ r"""INT8 deployment: static post-training quantization of an exported ONNX model
 
 Quantization maps a float tensor $x$ to 8-bit integers with a scale $s$ and a zero point $z$:
 $$q = \mathrm{clamp}\bigl(\mathrm{round}(x / s) + z,\; q_{\min},\; q_{\max}\bigr), \qquad \hat x = s\,(q - z).$$
-Weights are signed and symmetric ($z = 0$, $s = \max|W| / 127$), either one scale for the whole tensor
-(*per-tensor*) or one per output channel (*per-channel*, $s_c = \max|W_c| / 127$). Activations are unsigned
+Weights are usually signed and symmetric ($z = 0$, $s = \max|W| / 127$), either one scale for the whole tensor
+(*per-tensor*) or one per output channel (*per-channel*, $s_c = \max|W_c| / 127$); on x86 CPUs without VNNI,
+where signed 8-bit weights saturate in onnxruntime's kernels, unsigned ones with a zero point
+(:func:`default_weight_type`, :func:`quantization_error`). Activations are unsigned
 with a range found by running real images through the float model (*calibration*: min/max, entropy or a
 percentile of the observed values).
 
@@ -32,13 +34,47 @@ from ..training.data import DataBundle, InMemoryImages, eval_transforms
 from ..training.files import atomic_output
 from .export import _load, export_onnx, onnx_session
 
-__all__ = ["CALIBRATION_METHODS", "ImageCalibrationReader", "calibration_images", "quantize_onnx",
-           "quantize_model", "onnx_input_shape", "check_onnx_input", "OnnxModel", "evaluate_onnx",
-           "quantized_op_counts", "weight_ranges_per_channel"]
+__all__ = ["CALIBRATION_METHODS", "WEIGHT_TYPES", "cpu_int8_kind", "default_weight_type", "ImageCalibrationReader",
+           "calibration_images", "quantize_onnx", "quantize_model", "onnx_input_shape", "check_onnx_input", "OnnxModel", "evaluate_onnx",
+           "quantized_op_counts", "quantization_error", "weight_ranges_per_channel"]
 
 PathLike = Union[str, os.PathLike]
 #: Calibration methods of onnxruntime.quantization.CalibrationMethod, by our option name.
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+#: How weights are stored (see :func:`quantize_onnx`): signed 8-bit symmetric, signed 7-bit (onnxruntime's
+#: ``reduce_range``), or unsigned 8-bit with a zero point.
+WEIGHT_TYPES = ("int8", "int8-7bit", "uint8")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The CPU's INT8 instructions
+# ----------------------------------------------------------------------------------------------------------------
+def cpu_int8_kind(cpuinfo: PathLike = "/proc/cpuinfo") -> str:
+    """Which INT8 dot product onnxruntime's x86 kernels get on this CPU, read from the flags in ``cpuinfo``:
+
+    * ``"VNNI"``: AVX-512 VNNI or AVX-VNNI multiply u8 x s8 and add four products straight into int32: exact.
+    * ``"AVX2"``: an x86 CPU without VNNI. Its ``VPMADDUBSW`` adds *pairs* of u8 x s8 products into int16, which
+      saturates at 32,767 when both weights of a pair are large (2 x 255 x 127 = 64,770): results are silently
+      less accurate than the quantization itself. Unsigned weights (u8 x u8, widened to 16 bits before the
+      multiply) or 7-bit signed weights (2 x 255 x 64 < 2^15) avoid it.
+    * ``"unknown"``: no readable x86 flags (ARM, macOS, Windows); nothing is assumed.
+    """
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return "unknown"
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), None)
+    if not flags:
+        return "unknown"
+    if "avx512_vnni" in flags or "avx_vnni" in flags:
+        return "VNNI"
+    return "AVX2" if "avx2" in flags else "unknown"
+
+
+def default_weight_type(cpu: Optional[str] = None) -> str:
+    """The weight type (:data:`WEIGHT_TYPES`) for a CPU kind (:func:`cpu_int8_kind`, default: this machine's):
+    ``"uint8"`` on x86 without VNNI, where signed 8-bit weights saturate; ``"int8"`` everywhere else."""
+    return "uint8" if (cpu or cpu_int8_kind()) == "AVX2" else "int8"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -165,10 +201,16 @@ def quantized_op_counts(path: PathLike) -> Dict[str, int]:
 # Quantization
 # ----------------------------------------------------------------------------------------------------------------
 def quantize_onnx(fp32_path: PathLike, out_path: PathLike, calibration: Union[Tensor, ImageCalibrationReader],
-                  per_channel: bool = True, method: str = "minmax", batch_size: int = 32) -> Path:
+                  per_channel: bool = True, method: str = "minmax", batch_size: int = 32,
+                  weights: str = "auto") -> Path:
     """Static INT8 quantization of the float ONNX model ``fp32_path`` into ``out_path`` (QDQ format).
 
-    Weights: signed INT8, symmetric, one scale per output channel (``per_channel=True``) or per tensor.
+    Weights: one scale per output channel (``per_channel=True``) or per tensor, stored as ``weights``
+    (:data:`WEIGHT_TYPES`): ``"int8"`` symmetric (-127..127), ``"int8-7bit"`` (-64..64, onnxruntime's
+    ``reduce_range``) or ``"uint8"`` (0..255 with a zero point). Which is exact depends on the CPU that *runs*
+    the file (:func:`cpu_int8_kind`): ``"int8"`` saturates on x86 without VNNI, where ``"uint8"`` keeps 8 bits
+    exactly. ``"auto"`` (default) picks :func:`default_weight_type` for the CPU this runs on, so a file made for
+    another CPU should name its weight type.
     Activations: unsigned INT8 with ranges calibrated on ``calibration`` (real images, a tensor (N, 3, H, W)
     or an :class:`ImageCalibrationReader`) by ``method`` (:data:`CALIBRATION_METHODS`). The graph is first
     pre-processed (shape inference and onnxruntime's graph optimizations, as onnxruntime recommends). The
@@ -190,6 +232,10 @@ def quantize_onnx(fp32_path: PathLike, out_path: PathLike, calibration: Union[Te
     if len(shape) == 4 and shape[1:] != reader.images.shape[1:]:
         raise ValueError(f"calibration images have shape {tuple(reader.images.shape[1:])} but the ONNX model takes "
                          f"{tuple(shape[1:])}; resize them (calibration_images(..., image_size=...)).")
+    if weights == "auto":
+        weights = default_weight_type()
+    if weights not in WEIGHT_TYPES:
+        raise ValueError(f"unknown weight type {weights!r}; choose one of {list(WEIGHT_TYPES)} or 'auto'.")
     out_path = Path(out_path)
     reader.rewind()
     # out_path appears only complete (training/files.atomic_output); the pre-processed graph is a scratch file
@@ -198,13 +244,14 @@ def quantize_onnx(fp32_path: PathLike, out_path: PathLike, calibration: Union[Te
         with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print progress lines
             quant_pre_process(os.fspath(fp32_path), pre)
             quantize_static(pre, os.fspath(partial), reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=methods[method])
+                            activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QUInt8 if weights == "uint8" else QuantType.QInt8,
+                            reduce_range=weights == "int8-7bit", calibrate_method=methods[method])
     return out_path
 
 
 def quantize_model(model: nn.Module, out_path: PathLike, calibration: Tensor, per_channel: bool = True,
-                   method: str = "minmax", fp32_path: Optional[PathLike] = None) -> Path:
+                   method: str = "minmax", fp32_path: Optional[PathLike] = None, weights: str = "auto") -> Path:
     """Export the eval-mode PyTorch ``model`` to ONNX (float32, input size of ``calibration``) and quantize it to
     ``out_path`` with :func:`quantize_onnx`. The float file goes to ``fp32_path`` when given (else a temporary
     folder). Fused or training form: whatever the model is, is what gets quantized."""
@@ -215,25 +262,26 @@ def quantize_model(model: nn.Module, out_path: PathLike, calibration: Tensor, pe
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(fp32_path) if fp32_path is not None else Path(tmp) / "fp32.onnx"
         export_onnx(model, fp32, size)
-        return quantize_onnx(fp32, out_path, calibration, per_channel=per_channel, method=method)
+        return quantize_onnx(fp32, out_path, calibration, per_channel=per_channel, method=method, weights=weights)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Evaluation of ONNX files with the PyTorch evaluation code
 # ----------------------------------------------------------------------------------------------------------------
 class OnnxModel(nn.Module):
-    """An ONNX classifier (float or INT8) behind the ``nn.Module`` interface, run by onnxruntime on the CPU.
+    """An ONNX classifier (float or INT8) behind the ``nn.Module`` interface, run by onnxruntime on the CPU
+    (``optimization``: the graph optimization level of :func:`repghost_mini.onnx_session`).
 
     ``OnnxModel(path)(x)`` returns the logits for a float batch ``x`` (N, 3, H, W) as a CPU tensor, so
     :func:`repghost_mini.evaluate` scores an ONNX file exactly like a checkpoint. It has no parameters.
     """
 
-    def __init__(self, path: PathLike, threads: int = 1) -> None:
+    def __init__(self, path: PathLike, threads: int = 1, optimization: str = "all") -> None:
         super().__init__()
         self.path = Path(path)
         shape = onnx_input_shape(path)
         self.input_shape = shape
-        self.session = onnx_session(path, threads=threads)
+        self.session = onnx_session(path, threads=threads, optimization=optimization)
         self.input_name = self.session.get_inputs()[0].name
         self.num_classes = self.session.get_outputs()[0].shape[-1]
 
@@ -249,6 +297,28 @@ def evaluate_onnx(path: PathLike, loader, image_size: int, threads: int = 1) -> 
 
     check_onnx_input(path, image_size)
     return evaluate(OnnxModel(path, threads=threads), loader, device="cpu")
+
+
+def quantization_error(fp32_path: PathLike, int8_path: PathLike, images: Tensor, threads: int = 1) -> Dict[str, float]:
+    """How far an INT8 file moves the logits of ``images`` from its fp32 original, split into the rounding of the
+    quantization itself and what the CPU's INT8 kernels add.
+
+    * ``"kernels"``: median over images of the largest |INT8 logit - fp32 logit|, the file run as deployed
+      (onnxruntime fuses each DequantizeLinear -> Conv -> QuantizeLinear into an integer ``QLinearConv``).
+    * ``"simulated"``: the same with graph optimizations off, so every Conv runs in float on dequantized values:
+      the rounding to the quantization grid alone, exact integer arithmetic.
+    * ``"agreement"`` / ``"agreement_simulated"``: share (%) of images whose top-1 class stays the fp32 one.
+
+    ``kernels`` well above ``simulated`` means the kernels lose accuracy of their own, e.g. int16 saturation of
+    signed 8-bit weights on x86 without VNNI (:func:`cpu_int8_kind`)."""
+    z32 = OnnxModel(fp32_path, threads=threads)(images)
+    out = {}
+    for key, optimization in (("kernels", "all"), ("simulated", "disable")):
+        z8 = OnnxModel(int8_path, threads=threads, optimization=optimization)(images)
+        out[key] = (z8 - z32).abs().amax(1).median().item()
+        out["agreement" + ("" if key == "kernels" else "_simulated")] = \
+            (z8.argmax(1) == z32.argmax(1)).float().mean().item() * 100
+    return out
 
 
 def weight_ranges_per_channel(weight: Tensor) -> Tensor:
