@@ -131,12 +131,12 @@ def accuracy_rows(name: str, model: torch.nn.Module, bundle, test, calibration, 
                          "fp32_top1": ref["top1"], "int8_top1": res["top1"], "drop": ref["top1"] - res["top1"],
                          "agreement": (res["predictions"] == ref["predictions"]).float().mean().item() * 100,
                          "fp32_mb": rm.onnx_file_size_mb(fp32), "int8_mb": rm.onnx_file_size_mb(path),
-                         **margins(fp32, path, test), **q.quantization_error(fp32, path, test_images(test))})
+                         **margins(fp32, path, test), **q.quantization_error(fp32, path, stack_images(test))})
             print(" ", rows[-1], flush=True)
     return rows
 
 
-def test_images(test) -> torch.Tensor:
+def stack_images(test) -> torch.Tensor:
     return torch.cat([images for images, _ in test])
 
 
@@ -144,7 +144,7 @@ def margins(fp32: Path, int8: Path, test) -> Dict[str, float]:
     """Why predictions flip: the INT8 logit error per test image (largest |z_int8 - z_fp32| over the classes) against
     the fp32 margin (top-1 logit - top-2 logit). A prediction can flip only where the margin is below twice the
     error, so a model with many near-ties loses agreement to the same quantization noise."""
-    x = test_images(test)
+    x = stack_images(test)
     z32, z8 = q.OnnxModel(fp32)(x), q.OnnxModel(int8)(x)
     top2 = z32.topk(2, dim=1).values
     margin, error = top2[:, 0] - top2[:, 1], (z8 - z32).abs().amax(1)
