@@ -33,7 +33,7 @@ def one_run(name: str, seed: int, args) -> dict:
                         random_erasing=args.random_erasing, out_dir=str(Path(args.work) / f"{name}-seed{seed}"),
                         **MODELS[name])
     res = r.train(cfg)
-    raw = r.load_trained(res.run_dir, use_ema=False)
+    raw = r.training.load_trained(res.run_dir, use_ema=False)
     _, test = r.make_loaders(r.load_dataset("cifar10-subset"), 256)
     raw_top1 = r.evaluate(raw, test)["top1"]
     h = res.history
@@ -53,10 +53,10 @@ def main(argv=None):
     p.add_argument("--budget", type=float, default=300.0, help="training seconds per run")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=r.SHORT_RUN_RECIPE["batch_size"])
+    p.add_argument("--batch-size", type=int, default=r.training.SHORT_RUN_RECIPE["batch_size"])
     p.add_argument("--lr", type=float, default=0.2)
-    p.add_argument("--weight-decay", type=float, default=r.SHORT_RUN_RECIPE["weight_decay"],
-                   help="the paper's 1e-5 suits 1.28 M images x 300 epochs; see repghost_mini.SHORT_RUN_RECIPE")
+    p.add_argument("--weight-decay", type=float, default=r.training.SHORT_RUN_RECIPE["weight_decay"],
+                   help="the paper's 1e-5 suits 1.28 M images x 300 epochs; see repghost_mini.training.SHORT_RUN_RECIPE")
     p.add_argument("--warmup", type=float, default=0.05)
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--ema-decay", type=float, default=0.98)

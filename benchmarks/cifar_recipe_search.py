@@ -31,9 +31,9 @@ def stride8(model):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--stride", type=int, choices=(8, 16), default=16)
-    p.add_argument("--batch-size", type=int, default=r.SHORT_RUN_RECIPE["batch_size"])
+    p.add_argument("--batch-size", type=int, default=r.training.SHORT_RUN_RECIPE["batch_size"])
     p.add_argument("--lr", type=float, default=0.2)
-    p.add_argument("--weight-decay", type=float, default=r.SHORT_RUN_RECIPE["weight_decay"])
+    p.add_argument("--weight-decay", type=float, default=r.training.SHORT_RUN_RECIPE["weight_decay"])
     p.add_argument("--ema-decay", type=float, default=0.98)
     p.add_argument("--budget", type=float, default=300.0)
     p.add_argument("--seed", type=int, default=0)
@@ -48,7 +48,7 @@ def main(argv=None):
                         ema_decay=args.ema_decay, out_dir=str(Path(args.work) / tag))
 
     def stride8_network(num_classes: int):  # the registry's model, changed to the stride-8 design
-        return stride8(r.build_model(cfg.model, num_classes, **cfg.model_options()))
+        return stride8(cfg.for_images(32).build(num_classes))
 
     res = r.train(cfg, network=stride8_network if args.stride == 8 else None)
     h = res.history

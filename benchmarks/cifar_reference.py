@@ -7,7 +7,7 @@ GPU is present, otherwise the CPU). From the finished run it reports the raw wei
 trainer keeps it and the EMA with its BatchNorm statistics recomputed on the training images (as SWA does for an
 average of weights) on the 10,000 test images, keeps the weights the trainer kept, and only if their fused form
 reaches ``--min-top1`` (85%) writes those fused weights in float16 to ``repghost_mini/weights/``
-(loadable by name: ``repghost_mini.load_reference_model("cifar10")``); the Markdown log goes to
+(loadable by name: ``repghost_mini.training.load_reference_model("cifar10")``); the Markdown log goes to
 ``benchmarks/results/cifar_reference.md`` either way.
 
     REPGHOST_MINI_DATA=../shared/data python benchmarks/cifar_reference.py --budget 5000 --threads 2
@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     p.add_argument("--budget", type=float, default=None, help="training seconds (evaluation excluded)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=0.4)
-    p.add_argument("--weight-decay", type=float, default=r.SHORT_RUN_RECIPE["weight_decay"])
+    p.add_argument("--weight-decay", type=float, default=r.training.SHORT_RUN_RECIPE["weight_decay"])
     p.add_argument("--ema-decay", type=float, default=0.999)
     p.add_argument("--dropout", type=float, default=0.2, help="dropout before the classifier")
     p.add_argument("--random-erasing", type=float, default=0.0,
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
             print(f"stopped after epoch {len(res.history)} of {args.epochs}; continue with --resume")
             return 0
     wall = time.perf_counter() - t0
-    ckpt = r.read_checkpoint(run_dir / "checkpoint.pth")
+    ckpt = r.training.read_checkpoint(run_dir / "checkpoint.pth")
     if not ckpt.raw.get("finished"):
         raise SystemExit(f"{run_dir} holds an unfinished run; continue it with --resume first.")
     history, recipe = ckpt.raw["history"], ckpt.run_config
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
                             test_per_class=recipe.get("test_per_class"))
     train_loader, test_loader = r.make_loaders(bundle, 500, augment=False)
     scores, (name, model) = candidates(ckpt, train_loader, test_loader)
-    final = r.evaluate_reparameterized(model, test_loader)
+    final = r.training.evaluate_reparameterized(model, test_loader)
     top1 = final["fused"]["top1"]
     train_seconds = history[-1]["elapsed"]
     device = torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else \
@@ -134,7 +134,7 @@ def main(argv=None) -> int:
         weights = Path(args.weights)
         weights.parent.mkdir(parents=True, exist_ok=True)
         keep = {k: v for k, v in recipe.items() if k not in ("out_dir", "resume", "data_path")}
-        r.save_checkpoint(weights, fused, recipe["model"], run_config=keep, fused=True,
+        r.training.save_checkpoint(weights, fused, recipe["model"], run_config=keep, fused=True,
                           class_names=ckpt.class_names, image_size=32, dtype=torch.float16, test_top1=top1,
                           train_minutes=train_seconds / 60, device=device, weights_kept=name)
         shown = weights.resolve().relative_to(ROOT) if weights.resolve().is_relative_to(ROOT) else weights

@@ -3,7 +3,7 @@
 Accuracy: the notebook-05 model (RepGhostNet-0.5x, small-input stem) and GhostNet-0.5x, trained with
 :func:`repghost_mini.train` and ``SHORT_RUN_RECIPE`` for the same number of epochs on the 5,169 training images
 of the exact CIFAR-10 subset (cached under runs/int8/), plus the longer-trained reference model when
-``repghost_mini.load_reference_model`` provides one. Each is exported to ONNX -- RepGhostNet (a) fused and
+``repghost_mini.training.load_reference_model`` provides one. Each is exported to ONNX -- RepGhostNet (a) fused and
 (b) in training form, GhostNet (c) as it is -- and quantized statically (QDQ, INT8 weights per channel and per
 tensor, activations calibrated on 512 real training images, min/max); top-1 on the 1,017 test images of the
 subset is measured for fp32 and INT8 with the same evaluation code as a checkpoint. One remedy for the
@@ -37,7 +37,7 @@ from repghost_mini.measure.timing import interleaved_rounds
 RESULTS = Path(__file__).resolve().parent / "results"
 #: The CIFAR-subset models trained here: the notebook-05 RepGhostNet-0.5x and GhostNet of the same width.
 TRAINED = ("repghostnet_050", "ghostnet_050")
-#: The latency models (ImageNet stem, 224 px): name in repghost_mini.build_named_model.
+#: The latency models (ImageNet stem, 224 px): name in repghost_mini.training.build_named_model.
 LATENCY_MODELS = {"RepGhostNet-1.0x fused": "repghostnet_100_fused", "GhostNet-1.0x": "ghostnet_100"}
 
 
@@ -93,10 +93,10 @@ def train_models(args) -> Dict[str, Dict]:
         run = Path(args.runs) / f"{name}-e{args.epochs}-seed{args.seed}"
         cfg = rm.TrainConfig(model=name, dataset="cifar10-subset", epochs=args.epochs, seed=args.seed,
                              threads=args.threads, eval_every=0, progress=False, out_dir=str(run),
-                             dropout=0.0, random_erasing=0.0, ema_decay=None, **rm.SHORT_RUN_RECIPE)
+                             dropout=0.0, random_erasing=0.0, ema_decay=None, **rm.training.SHORT_RUN_RECIPE)
         if args.partial and not (run / "final.json").is_file() and (run / "metrics.json").is_file():
             done = len(json.loads((run / "metrics.json").read_text()))
-            out[name] = {"model": rm.load_trained(run, use_ema=False), "epochs_done": done,
+            out[name] = {"model": rm.training.load_trained(run, use_ema=False), "epochs_done": done,
                          "how": f"stopped after {done} of {args.epochs} epochs; raw weights, since an EMA of a run "
                                 "stopped mid-schedule still averages in its early weights"}
         else:
@@ -130,7 +130,7 @@ def accuracy_rows(name: str, model: torch.nn.Module, bundle, test, calibration, 
             rows.append({"model": name, "form": form, "weights": scheme, "weight_type": kind, "calibration": method,
                          "fp32_top1": ref["top1"], "int8_top1": res["top1"], "drop": ref["top1"] - res["top1"],
                          "agreement": (res["predictions"] == ref["predictions"]).float().mean().item() * 100,
-                         "fp32_mb": rm.onnx_file_size_mb(fp32), "int8_mb": rm.onnx_file_size_mb(path),
+                         "fp32_mb": rm.deploy.onnx_file_size_mb(fp32), "int8_mb": rm.deploy.onnx_file_size_mb(path),
                          **margins(fp32, path, test), **q.quantization_error(fp32, path, stack_images(test))})
             print(" ", rows[-1], flush=True)
     return rows
@@ -168,7 +168,7 @@ def module_ranges(module) -> Dict[str, list]:
     """Per-output-channel ranges max|W_c| of one RepGhost module's depthwise branch (BN folded), BN branch and
     fused kernel (their sum, Eq. 2): the data of notebook 07's plot."""
     dw, _ = rm.fold_bn(module.cheap_operation[0].weight.detach(), None, module.cheap_operation[1])
-    bn, _ = rm.bn_to_kernel(module.fusion_bn[0], module.dw_size)
+    bn, _ = rm.core.bn_to_kernel(module.fusion_bn[0], module.dw_size)
     return {"depthwise conv + BN": q.weight_ranges_per_channel(dw).tolist(),
             "BN branch": q.weight_ranges_per_channel(bn).tolist(),
             "fused kernel": q.weight_ranges_per_channel(dw + bn).tolist()}
@@ -183,7 +183,7 @@ def op_times(path: Path, runs: int = 30) -> Dict[str, float]:
     """Milliseconds per inference by operator type of the ONNX file ``path`` (batch 1, 224 px, 1 thread), from
     onnxruntime's own profiler (kernel time of each node after the session's graph optimizations)."""
     with tempfile.TemporaryDirectory() as tmp:
-        session = rm.onnx_session(path, threads=1, profile_prefix=os.path.join(tmp, "profile"))
+        session = rm.deploy.onnx_session(path, threads=1, profile_prefix=os.path.join(tmp, "profile"))
         feed = {session.get_inputs()[0].name: torch.randn(1, 3, 224, 224).numpy()}
         for _ in range(runs):
             session.run(None, feed)
@@ -201,13 +201,13 @@ def latency_rows(args, calibration, work: Path):
     size = (1, 3, 224, 224)
     paths = {}
     for label, name in LATENCY_MODELS.items():
-        fp32 = rm.export_onnx(rm.build_named_model(name), work / f"{name}.onnx", size)
+        fp32 = rm.export_onnx(rm.training.build_named_model(name), work / f"{name}.onnx", size)
         paths[(label, "fp32")] = fp32
         paths[(label, "int8")] = q.quantize_onnx(fp32, work / f"{name}-int8.onnx", calibration, per_channel=True)
     breakdown = {f"{label} {kind}": op_times(p) for (label, kind), p in paths.items()}
     rows = []
     for batch, threads in args.settings:
-        sessions = {key: rm.onnx_session(p, threads=threads) for key, p in paths.items()}
+        sessions = {key: rm.deploy.onnx_session(p, threads=threads) for key, p in paths.items()}
         x = torch.randn(batch, *size[1:]).numpy()
         cpu = {key: [] for key in sessions}
 
@@ -242,7 +242,7 @@ def write_markdown(result: Dict, latency: Dict, path: Path) -> None:
             f"{result['cores']} cores ({result.get('cpu', 'CPU not recorded')}); latency: {latency.get('cpu', 'CPU not recorded')}; "
             f"onnxruntime {result['onnxruntime']}, torch {result['torch']}.",
             "", "## Accuracy: top-1 on the CIFAR-10 subset's 1,017 test images, fp32 vs INT8", "",
-            "Static PTQ with `onnxruntime.quantization.quantize_static` (`repghost_mini.quantize_onnx`), QDQ format, "
+            "Static PTQ with `onnxruntime.quantization.quantize_static` (`repghost_mini.deploy.quantize_onnx`), QDQ format, "
             "8-bit weights per output channel or per tensor (`int8` symmetric, `int8-7bit` = onnxruntime's "
             "`reduce_range`, or `uint8` with a zero point), UINT8 activations calibrated on "
             f"{result['calibration_images']} real training images (no augmentation) with min/max or the 99.999th "
@@ -338,8 +338,8 @@ def run_accuracy(args, result: Dict) -> None:
             result["models"][name] = {"description": f"{name} (small-input stem), {info['epochs_done']} epochs of a "
                                                      f"{args.epochs}-epoch schedule ({info['how']}) on the subset's "
                                                      f"{len(bundle.train)} training images with SHORT_RUN_RECIPE "
-                                                     f"(batch {rm.SHORT_RUN_RECIPE['batch_size']}, weight decay "
-                                                     f"{rm.SHORT_RUN_RECIPE['weight_decay']}; no dropout, random "
+                                                     f"(batch {rm.training.SHORT_RUN_RECIPE['batch_size']}, weight decay "
+                                                     f"{rm.training.SHORT_RUN_RECIPE['weight_decay']}; no dropout, random "
                                                      "erasing or EMA, as in notebook 05)"}
             result["accuracy"] += accuracy_rows(name, info["model"], bundle, test, calibration, Path(tmp),
                                                 remedy=name.startswith("repghost"))
@@ -350,7 +350,7 @@ def run_accuracy(args, result: Dict) -> None:
             if name.startswith("repghost"):
                 result["module_ranges"] = module_ranges(info["model"].blocks[6][0].ghost1)
         try:  # the long-trained reference model (benchmarks/cifar_reference.py), when the package ships it
-            reference = rm.load_reference_model("cifar10")
+            reference = rm.training.load_reference_model("cifar10")
         except FileNotFoundError:
             reference = None
         if reference is not None:

@@ -1,11 +1,16 @@
-"""Command line: ``python -m repghost_mini {tour,train,eval,convert,bench} ...`` (console script ``repghost-mini``).
+"""Command line: ``python -m repghost_mini {tour,train,export,eval,convert,quantize,bench,notebooks} ...`` (console
+script ``repghost-mini``).
 
 * ``tour``    the whole paper in a few minutes on real data: concat vs. add, a->e fusion, Table 3, a short training
               run, re-parameterization with equal accuracy, latency before/after -> ``runs/tour-*/report.md``.
-* ``train``   :func:`repghost_mini.train` (also under ``torchrun --nproc_per_node=N -m repghost_mini train``).
+* ``train``   :func:`repghost_mini.train` (also under ``torchrun --nproc_per_node=N -m repghost_mini train``), then
+              ``export`` of the run: ``fused.pth`` and ``model.onnx`` beside ``checkpoint.pth``.
+* ``export``  checkpoint -> ``fused.pth`` + ``model.onnx`` (:func:`repghost_mini.export_run`), both with the model card.
 * ``eval``    top-1/top-5 of a checkpoint, training form and re-parameterized form side by side.
 * ``convert`` training checkpoint -> fused (re-parameterized) checkpoint, checked to give the same logits.
 * ``quantize`` checkpoint -> INT8 ONNX (static post-training quantization with onnxruntime, real calibration images).
+* ``notebooks`` ``--execute``: all notebooks re-executed in one run on one idle machine
+              (:mod:`repghost_mini.teaching.runs`).
 * ``bench``   latency of named models (``repghostnet_100``, ``repghostnet_100_fused``, ``ghostnet_100`` ...).
 
 User errors -- wrong arguments, missing files, unknown models, data that is not there -- end with one line
@@ -138,31 +143,17 @@ def _cmd_tour(args: argparse.Namespace) -> int:
     return 0
 
 
-#: CLI option -> TrainConfig field, for options whose value is passed through unchanged.
-_TRAIN_OPTIONS: Dict[str, str] = {
-    "model": "model", "dataset": "dataset", "data": "data_path", "epochs": "epochs", "time_budget": "time_budget",
-    "batch_size": "batch_size", "lr": "lr", "warmup": "warmup", "weight_decay": "weight_decay",
-    "dropout": "dropout", "label_smoothing": "label_smoothing", "ema_decay": "ema_decay",
-    "random_erasing": "random_erasing", "seed": "seed", "device": "device", "workers": "workers",
-    "threads": "threads", "out": "out_dir", "train_per_class": "train_per_class", "test_per_class": "test_per_class",
-    "eval_every": "eval_every", "resume": "resume", "sync_bn": "sync_bn", "amp": "amp",
-    "channels_last": "channels_last",
-}
-#: CLI switch -> (TrainConfig field, value it sets).
-_TRAIN_SWITCHES: Dict[str, Tuple[str, Any]] = {
-    "no_ema": ("ema_decay", None), "no_progress": ("progress", False), "full_size": ("small_input", False),
-    "no_shortcut": ("shortcut", False), "relu_after_dw": ("relu_after_dw", True),
-    "allow_changes": ("allow_changes", True),
-}
-
-
 def _train_overrides(args: argparse.Namespace) -> dict:
-    """The TrainConfig fields given on the command line (everything else keeps TrainConfig's default)."""
-    kw = {field: getattr(args, opt) for opt, field in _TRAIN_OPTIONS.items() if getattr(args, opt) is not None}
-    kw.update(setting for switch, setting in _TRAIN_SWITCHES.items() if getattr(args, switch))
-    if args.branches is not None:
-        kw["branches"] = tuple(b for b in args.branches.split(",") if b)
-    return kw
+    """The TrainConfig fields given on the command line: every train option's ``dest`` is a TrainConfig field and
+    an option not given leaves no attribute (``argparse.SUPPRESS``), so TrainConfig's defaults apply."""
+    from .training.trainer import TrainConfig
+
+    fields = set(TrainConfig.__dataclass_fields__)
+    return {key: value for key, value in vars(args).items() if key in fields}
+
+
+def _branch_names(text: str) -> Tuple[str, ...]:
+    return tuple(b for b in text.split(",") if b)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -178,6 +169,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                               test_per_class=config.test_per_class)
     result = train(config, bundle=bundle)
     if int(os.environ.get("RANK", "0")) == 0:
+        if config.checkpoint and not args.no_export:
+            _export(result.run_dir, None, result.fused, bundle)
         final = result.final or {}
         tf, fu = final.get("train_form", {}), final.get("fused", {})
         if tf:
@@ -186,6 +179,29 @@ def _cmd_train(args: argparse.Namespace) -> int:
             print(f"re-parameterized: top-1 {fu['top1']:.2f}%  top-5 {fu['top5']:.2f}%  "
                   f"(agreement {100 * final['agreement']:.2f}% of predictions)")
         print(f"run folder: {result.run_dir}")
+    return 0
+
+
+def _export(source: Path, out: Optional[Path], fused: Any, bundle: Any = None) -> None:
+    """fused.pth and model.onnx for a checkpoint (checked on real test images of ``bundle`` when given)."""
+    from .deploy.artifacts import export_run
+    from .training.data import make_loaders
+
+    images = None
+    if bundle is not None:
+        images = next(iter(make_loaders(bundle, 64, augment=False, eval_batch_size=64)[1]))[0]
+    written = export_run(source, out, fused=fused, images=images)
+    for kind, path in written.items():
+        what = {"fused": "fused checkpoint (no BatchNorm)", "onnx": "ONNX fp32, checked against PyTorch"}[kind]
+        print(f"{what}: {path}")
+    print(f"evaluate it: python -m repghost_mini eval {written['onnx']}")
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    _set_threads(args.threads)
+    src = _checkpoint_path(args.checkpoint)
+    with user_errors(ValueError, OSError):  # the data the check reads, the folder written
+        _export(src, Path(args.out) if args.out else None, None)
     return 0
 
 
@@ -210,13 +226,14 @@ def _cmd_convert(args: argparse.Namespace) -> int:
                        "use timm.utils.model.reparameterize_model for timm's.")
     model = ckpt.build_model()
     fused = fuse_model(model)
-    size = int(ckpt.image_size or (32 if ckpt.model_options.get("small_input", True) else 224))
+    size = ckpt.card.image_size  # one sentence for an older checkpoint that does not record it
     x = torch.randn(8, 3, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         diff = (model(x) - fused(x)).abs().max().item()
+    card = getattr(model, "card", None)
     save_checkpoint(out, fused, ckpt.model_name, run_config=ckpt.run_config, fused=True,
                     class_names=ckpt.class_names, image_size=size, num_classes=ckpt.num_classes, source=str(src),
-                    weights=model.weights)
+                    weights=model.weights, card=card.replace(fused=True) if card is not None else None)
     print(f"fused checkpoint ({_weights_words(model.weights)}): {out}  ({count_params(model) / 1e6:.3f}M -> {count_params(fused) / 1e6:.3f}M params, "
           f"{count_batchnorms(model)} -> {count_batchnorms(fused)} BatchNorms, max |logit diff| {diff:.2e} "
           f"on {x.shape[0]} random {size}x{size} inputs)")
@@ -263,19 +280,25 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _eval_onnx(args: argparse.Namespace, path: Path) -> int:
-    """``eval OUT.onnx``: top-1/top-5 of an ONNX file (fp32 or INT8) through the checkpoint evaluation code."""
+    """``eval MODEL.onnx``: top-1/top-5 of an ONNX file (fp32 or INT8) through the checkpoint evaluation code; the
+    data set and the input size come from the file's model card (``--dataset`` for a file without one)."""
+    from .deploy.export import read_onnx_card
     from .deploy.quantize import OnnxModel, check_onnx_input, evaluate_onnx, quantized_op_counts
     from .training.data import load_dataset, make_loaders
 
-    if not args.dataset:
-        raise CLIError("an ONNX file does not record its dataset; pass --dataset (e.g. --dataset cifar10-subset).")
-    with user_errors(ValueError, OSError):  # the file and the data named on the command line
+    with user_errors(ValueError, OSError):  # the file named on the command line
+        card = read_onnx_card(path)
         kind = "INT8" if sum(quantized_op_counts(path).values()) else "fp32"
-        bundle = load_dataset(args.dataset, args.data, download=not args.no_download, test_per_class=args.limit)
+    dataset = args.dataset or (card.dataset if card is not None else None)
+    if not dataset:
+        raise CLIError("this ONNX file carries no model card naming its dataset; pass --dataset (e.g. --dataset "
+                       "cifar10-subset).")
+    with user_errors(ValueError, OSError):  # the data named on the command line
+        bundle = load_dataset(dataset, args.data, download=not args.no_download, test_per_class=args.limit)
         check_onnx_input(path, bundle.image_size)
     classes = OnnxModel(path).num_classes
     if classes != bundle.num_classes:
-        raise CLIError(f"the ONNX model has {classes} outputs but dataset {args.dataset!r} has {bundle.num_classes} "
+        raise CLIError(f"the ONNX model has {classes} outputs but dataset {dataset!r} has {bundle.num_classes} "
                        "classes; pass the dataset it was trained on.")
     _, test = make_loaders(bundle, batch_size=args.batch_size, augment=False, eval_batch_size=args.batch_size)
     print(f"data: {bundle.name} test split, {len(bundle.test)} images ({bundle.source})")
@@ -287,11 +310,11 @@ def _eval_onnx(args: argparse.Namespace, path: Path) -> int:
 def _cmd_quantize(args: argparse.Namespace) -> int:
     import tempfile
 
-    from .core.reparam import reparameterize
     from .deploy.export import onnx_file_size_mb
     from .deploy.quantize import calibration_images, default_weight_type, quantize_model, quantized_op_counts
     from .training.checkpoints import read_checkpoint
     from .training.data import load_dataset
+    from .training.registry import fuse_model
 
     _set_threads(args.threads)
     src = _existing_file(args.checkpoint, "checkpoint")
@@ -309,7 +332,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
         raise CLIError(f"the checkpoint takes {size}x{size} images but dataset {dataset!r} has "
                        f"{bundle.image_size}x{bundle.image_size}; pass the dataset it was trained on.")
     if not ckpt.fused and not args.training_form:
-        model = reparameterize(model.eval())
+        model = fuse_model(model.eval())
     weights = default_weight_type() if args.weights == "auto" else args.weights
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
@@ -324,6 +347,22 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
           f"{ops['QuantizeLinear']} QuantizeLinear / {ops['DequantizeLinear']} DequantizeLinear nodes; "
           f"{fp32_mb:.2f} MB fp32 -> {onnx_file_size_mb(out):.2f} MB)")
     print(f"evaluate it: python -m repghost_mini eval {out} --dataset {dataset}")
+    return 0
+
+
+def _cmd_notebooks(args: argparse.Namespace) -> int:
+    from .teaching.runs import committed_stamps, execute_notebooks
+
+    folder = Path(__file__).resolve().parents[1] / "notebooks"
+    paths = [Path(p) for p in args.paths] or sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    if not paths:
+        raise CLIError(f"no notebooks found in {folder}; pass their paths.")
+    if args.execute:
+        times = execute_notebooks(paths, max_load=args.max_load, timeout=args.timeout)
+        print(f"all {len(times)} notebooks executed in {sum(times.values()) / 60:.1f} min")
+        return 0
+    for name, lines in committed_stamps(paths).items():
+        print(f"{name}: {lines['stamp'] or 'no RUN STAMP'} | {lines['time'] or 'no NOTEBOOK TIME'}")
     return 0
 
 
@@ -368,49 +407,67 @@ _TOUR_OPTIONS: List[_Option] = [
     _NO_DOWNLOAD,
 ]
 
+def _field(flags: Tuple[str, ...], **keywords: Any) -> _Option:
+    """A train option: its ``dest`` is a TrainConfig field (the flag's name unless given), absent when not given."""
+    return flags, dict(keywords, default=argparse.SUPPRESS)
+
+
+#: Every option sets the TrainConfig field named by its dest; the model options (repghost_mini.ModelOptions: model,
+#: small_input, dropout, branches, shortcut, relu_after_dw) each have one (a test checks that none is missing).
 _TRAIN_ARGS: List[_Option] = [
-    (("--model",), dict(help="a name from `bench --list` (repghostnet_050 ... ghostnet_100, Table 6/7 variants) "
-                             "or timm:<name> (default repghostnet_050)")),
-    (("--dataset",), dict(help="cifar10-subset (default), cifar10, npz, imagenette, imagenet-subset, imagefolder, "
-                               "synthetic")),
-    (("--data",), dict(help="folder or .npz to read the dataset from (default: $REPGHOST_MINI_DATA, ./data)")),
-    (("--train-per-class",), dict(type=_positive_int, help="keep only the first N training images per class")),
-    (("--test-per-class",), dict(type=_positive_int, help="keep only the first N test images per class")),
-    (("--epochs",), dict(type=_positive_int)),
-    (("--time-budget",), dict(type=_positive_float, help="stop after this many seconds of training")),
-    (("--batch-size",), dict(type=_positive_int)),
-    (("--lr",), dict(type=_positive_float)),
-    (("--warmup",), dict(type=float, help="warm-up fraction of the schedule")),
-    (("--weight-decay",), dict(type=float)),
-    (("--dropout",), dict(type=float)),
-    (("--label-smoothing",), dict(type=float)),
-    (("--ema-decay",), dict(type=float, help="EMA decay of the weights (default 0.98, see TrainConfig)")),
-    (("--no-ema",), dict(action="store_true", help="train without an EMA of the weights")),
-    (("--random-erasing",), dict(type=float)),
-    (("--branches",), dict(help="re-parameterization branches, comma separated from identity,bn,dconv1x1 "
-                                "('' for none; Table 6)")),
-    (("--no-shortcut",), dict(action="store_true", help="drop the identity shortcuts (Table 7)")),
-    (("--relu-after-dw",), dict(action="store_true", help="Table 6 '+ReLU' variant (cannot be fused)")),
-    (("--full-size",), dict(action="store_true", help="ImageNet stem (stride 32) instead of small_input")),
-    (("--seed",), dict(type=int)),
-    (("--device",), dict(help="auto (default), cpu, cuda")),
-    (("--amp",), dict(action=argparse.BooleanOptionalAction, default=None, help="mixed precision (default: on CUDA)")),
-    (("--channels-last",), dict(action=argparse.BooleanOptionalAction, default=None)),
-    (("--sync-bn",), dict(action="store_true", default=None, help="SyncBatchNorm under DDP")),
-    (("--workers",), dict(type=int)),
-    (("--threads",), dict(type=_positive_int)),
-    (("--out",), dict(help="run folder (default runs/<dataset>-<model>-seed<seed>)")),
-    (("--resume",), dict(action="store_true", default=None, help="continue the run in --out")),
-    (("--allow-changes",), dict(action="store_true", help="with --resume: continue the checkpoint's weights with "
-                                "changed settings (lr, epochs, data limits ...); the learning-rate schedule restarts "
-                                "over the remaining epochs and final.json records the change. The network (model, "
-                                "branches, dataset) can never change")),
-    (("--eval-every",), dict(type=_non_negative_int, help="evaluate every N epochs (0: only at the end)")),
-    (("--no-progress",), dict(action="store_true", help="no tqdm bars")),
+    _field(("--model",), help="a name from `bench --list` (repghostnet_050 ... ghostnet_100, Table 6/7 variants) "
+                              "or timm:<name> (default repghostnet_050)"),
+    _field(("--dataset",), help="cifar10-subset (default), cifar10, npz, imagenette, imagenet-subset, imagefolder, "
+                                "synthetic"),
+    _field(("--data",), dest="data_path", help="folder or .npz to read the dataset from (default: "
+                                                "$REPGHOST_MINI_DATA, ./data)"),
+    _field(("--train-per-class",), type=_positive_int, help="keep only the first N training images per class"),
+    _field(("--test-per-class",), type=_positive_int, help="keep only the first N test images per class"),
+    _field(("--epochs",), type=_positive_int),
+    _field(("--time-budget",), type=_positive_float, help="stop after this many seconds of training"),
+    _field(("--batch-size",), type=_positive_int),
+    _field(("--lr",), type=_positive_float),
+    _field(("--warmup",), type=float, help="warm-up fraction of the schedule"),
+    _field(("--weight-decay",), type=float),
+    _field(("--dropout",), type=float),
+    _field(("--label-smoothing",), type=float),
+    _field(("--ema-decay",), type=float, help="EMA decay of the weights (default 0.98, see TrainConfig)"),
+    _field(("--no-ema",), dest="ema_decay", action="store_const", const=None,
+           help="train without an EMA of the weights"),
+    _field(("--holdout",), type=float, help="share of the training split held out to choose EMA or raw weights "
+                                            "(default 0.1; only with an EMA)"),
+    _field(("--random-erasing",), type=float),
+    _field(("--branches",), type=_branch_names, help="re-parameterization branches, comma separated from "
+                                                     "identity,bn,dconv1x1 ('' for none; Table 6)"),
+    _field(("--no-shortcut",), dest="shortcut", action="store_const", const=False,
+           help="drop the identity shortcuts (Table 7)"),
+    _field(("--relu-after-dw",), action="store_const", const=True,
+           help="Table 6 '+ReLU' variant (cannot be fused)"),
+    _field(("--full-size",), dest="small_input", action="store_const", const=False,
+           help="ImageNet stem (stride 32) even for small images (default: the small-input stem for images of at "
+                "most 64 px)"),
+    _field(("--seed",), type=int),
+    _field(("--device",), help="auto (default), cpu, cuda"),
+    _field(("--amp",), action=argparse.BooleanOptionalAction, help="mixed precision (default: on CUDA)"),
+    _field(("--channels-last",), action=argparse.BooleanOptionalAction),
+    _field(("--sync-bn",), action="store_true", help="SyncBatchNorm under DDP"),
+    _field(("--workers",), type=int),
+    _field(("--threads",), type=_positive_int),
+    _field(("--out",), dest="out_dir", help="run folder (default runs/<dataset>-<model>-seed<seed>)"),
+    _field(("--resume",), action="store_true", help="continue the run in --out"),
+    _field(("--allow-changes",), action="store_true",
+           help="with --resume: continue the checkpoint's weights with changed settings (lr, epochs, data limits "
+                "...); the learning-rate schedule restarts over the remaining epochs and final.json records the "
+                "change. The network (model, branches, dataset) can never change"),
+    _field(("--eval-every",), type=_non_negative_int, help="evaluate every N epochs (0: only at the end)"),
+    _field(("--no-progress",), dest="progress", action="store_const", const=False, help="no tqdm bars"),
+    (("--no-export",), dict(action="store_true", help="do not write fused.pth and model.onnx at the end (`export` "
+                                                      "does it later)")),
 ]
 
 _EVAL_ARGS: List[_Option] = [
-    (("checkpoint",), dict(help="checkpoint.pth from train or convert, or an .onnx file (needs --dataset)")),
+    (("checkpoint",), dict(help="checkpoint.pth (or run folder) from train, fused.pth from export / convert, or an "
+                                "ONNX file from export / quantize")),
     (("--dataset",), dict(help="dataset name (default: the one the checkpoint was trained on)")),
     (("--data",), dict(help="folder or .npz to read it from (default: $REPGHOST_MINI_DATA, ./data)")),
     (("--batch-size",), dict(type=_positive_int, default=256)),
@@ -435,6 +492,12 @@ _QUANTIZE_ARGS: List[_Option] = [
     _THREADS, _NO_DOWNLOAD,
 ]
 
+_EXPORT_ARGS: List[_Option] = [
+    (("checkpoint",), dict(help="checkpoint.pth (or run folder) written by train")),
+    (("--out",), dict(help="folder to write fused.pth and model.onnx into (default: the checkpoint's folder)")),
+    _THREADS,
+]
+
 _CONVERT_ARGS: List[_Option] = [
     (("checkpoint",), dict(help="checkpoint.pth written by train")),
     (("output",), dict(help="where to write the fused checkpoint")),
@@ -453,6 +516,15 @@ _BENCH_ARGS: List[_Option] = [
     (("--min-run-time",), dict(type=_positive_float, default=0.2, help="seconds per model and round")),
 ]
 
+_NOTEBOOKS_ARGS: List[_Option] = [
+    (("paths",), dict(nargs="*", help="notebooks to run, in order (default: notebooks/NN_*.ipynb of this checkout)")),
+    (("--execute",), dict(action="store_true", help="re-execute them in place under one run id (else: show the "
+                                                    "run stamp and time each committed notebook carries)")),
+    (("--max-load",), dict(type=float, default=0.5, help="refuse to start above this 1-minute load average "
+                                                         "(default 0.5)")),
+    (("--timeout",), dict(type=_positive_int, default=1800, help="seconds one cell may run (default 1800)")),
+]
+
 #: command -> (handler, one-line help, description, options)
 _COMMANDS: Dict[str, Tuple[Callable[[argparse.Namespace], int], str, str, List[_Option]]] = {
     "tour": (_cmd_tour, "run the paper's story end to end on real data and write a Markdown report",
@@ -464,20 +536,30 @@ _COMMANDS: Dict[str, Tuple[Callable[[argparse.Namespace], int], str, str, List[_
               "metrics, curves and checkpoints into --out. Multi-GPU: torchrun --nproc_per_node=N -m repghost_mini "
               "train ...", _TRAIN_ARGS),
     "eval": (_cmd_eval, "top-1/top-5 of a checkpoint (both forms) or of an ONNX file (fp32 or INT8)",
-             "Evaluate a checkpoint written by `train` (both forms) or `convert` (fused), or an .onnx file written "
-             "by `quantize` or export_onnx (needs --dataset); the same evaluation code scores all of them.",
+             "Evaluate a checkpoint written by `train` (both forms), a fused.pth from `export` / `convert`, or an "
+             "ONNX file from `export` / `quantize`; the model card in the file names the dataset and input size, "
+             "and the same evaluation code scores all of them.",
              _EVAL_ARGS),
     "quantize": (_cmd_quantize, "checkpoint -> INT8 ONNX (static post-training quantization, onnxruntime)",
                  "Re-parameterize the checkpoint (unless it is fused already), export it to ONNX and quantize it "
                  "statically with onnxruntime (QDQ: INT8 weights per output channel or per tensor, activations "
                  "calibrated on real training images).", _QUANTIZE_ARGS),
+    "export": (_cmd_export, "checkpoint -> fused.pth + model.onnx (the deployable model, with its model card)",
+               "Re-parameterize a training checkpoint once, save the fused weights (fused.pth) and export them to "
+               "fp32 ONNX (model.onnx), both carrying the model card (architecture, input size, normalization, "
+               "classes, accuracy); the ONNX file is checked against the training-form model on real test images. "
+               "`train` does this at the end of every run.", _EXPORT_ARGS),
     "convert": (_cmd_convert, "training checkpoint -> fused (re-parameterized) checkpoint",
                 "Re-parameterize a training checkpoint (Sec. 3.2) and save the fused weights; prints the largest "
                 "logit difference between the two forms.", _CONVERT_ARGS),
+    "notebooks": (_cmd_notebooks, "execute all notebooks in one run on one idle machine (or show their stamps)",
+                  "Re-execute the notebooks in order, in place, each in a fresh kernel, under one run id that every "
+                  "notebook's RUN STAMP line shows, so numbers in different notebooks come from the same machine and "
+                  "day; refuses to start on a busy machine (1-minute load above --max-load).", _NOTEBOOKS_ARGS),
     "bench": (_cmd_bench, "latency of named models (interleaved, median)",
               "Latency of registry models (repghostnet_100, repghostnet_100_fused, ghostnet_100, "
               "timm_repghostnet_100 ...; random weights), measured side by side in interleaved rounds "
-              "(repghost_mini.benchmark_models); prints a Markdown table. --list shows every name.", _BENCH_ARGS),
+              "(repghost_mini.deploy.benchmark_models); prints a Markdown table. --list shows every name.", _BENCH_ARGS),
 }
 
 

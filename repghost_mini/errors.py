@@ -21,7 +21,7 @@ class UserError(ValueError):
 
 #: The exceptions the command line reports as one line with exit code 2.
 #: Every ``OSError`` counts: the paths the command line writes (a read-only or full disk, a file where a folder
-#: should be) are the user's to choose; the writers in ``training/files.py`` phrase them as one sentence.
+#: should be) are the user's to choose; the writers in ``files.py`` phrase them as one sentence.
 USER_ERRORS: Tuple[Type[BaseException], ...] = (UserError, OSError)
 
 

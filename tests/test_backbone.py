@@ -19,8 +19,8 @@ SMALLEST = {"repghostnet": lambda: r.repghostnet(0.5, num_classes=10),
             "ghostnet": lambda: r.ghostnet(0.5, num_classes=10),
             "features": lambda: r.repghostnet(0.5, features_only=True),
             "ghostnet_features": lambda: r.ghostnet(0.5, features_only=True, out_indices=(0, 1, 2, 3, 4))}
-MODULES = {"a": lambda: r.GhostModule(8, 12), "b": lambda: r.GhostAddModule(8, 12),
-           "c": lambda: r.LateReLUModule(8, 12), "d": lambda: r.RepGhostModule(8, 12, branches=r.REPARAM_BRANCHES),
+MODULES = {"a": lambda: r.GhostModule(8, 12), "b": lambda: r.core.GhostAddModule(8, 12),
+           "c": lambda: r.core.LateReLUModule(8, 12), "d": lambda: r.RepGhostModule(8, 12, branches=r.core.REPARAM_BRANCHES),
            "d+relu": lambda: r.RepGhostModule(8, 12, relu_after_dw=True),
            "e": lambda: r.RepGhostInferenceModule(8, 12),
            "bottleneck": lambda: r.RepGhostBottleneck(8, 12, 16, 5, stride=2, se_ratio=0.25),
@@ -52,7 +52,7 @@ def _script(model):
 @pytest.mark.parametrize("name", OURS)
 def test_registered_model_forward_backward(name):
     torch.manual_seed(0)
-    model = r.build_named_model(name).train()
+    model = r.training.build_named_model(name).train()
     out = model(torch.randn(2, 3, 32, 32))
     assert out.ndim == 2 and out.shape[0] == 2 and torch.isfinite(out).all()
     out.mean().backward()
@@ -61,7 +61,7 @@ def test_registered_model_forward_backward(name):
 
 @pytest.mark.parametrize("name", OURS)
 def test_registered_model_fx_and_script(name):
-    model = r.randomize_bn_stats_(r.build_named_model(name)).eval()
+    model = r.randomize_bn_stats_(r.training.build_named_model(name)).eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         ref = model(x)
@@ -123,10 +123,10 @@ def test_features_at_224_have_reductions_4_to_32():
 
 
 @pytest.mark.parametrize("build", [*(lambda w=w: r.repghostnet(w, features_only=True, out_indices=range(5))
-                                     for w in r.TABLE3_WIDTHS),
+                                     for w in r.core.TABLE3_WIDTHS),
                                    lambda: r.repghostnet(0.5, features_only=True, small_input=True),
                                    lambda: r.ghostnet(1.0, features_only=True, out_indices=(0, 2, 4))],
-                         ids=[*(f"repghostnet_{w}" for w in r.TABLE3_WIDTHS), "small_input", "ghostnet"])
+                         ids=[*(f"repghostnet_{w}" for w in r.core.TABLE3_WIDTHS), "small_input", "ghostnet"])
 def test_feature_shapes_match_feature_info(build):
     feats = build().eval()
     x = torch.randn(1, 3, 64, 96)
@@ -194,7 +194,7 @@ def _photos(n: int):
 def test_fasterrcnn_trains_one_step_and_fused_backbone_gives_same_detections():
     torch.manual_seed(0)
     images, targets = _photos(2)
-    det = r.repghost_detector("fasterrcnn", num_classes=3, width=1.0, min_size=224, max_size=320).train()
+    det = r.deploy.repghost_detector("fasterrcnn", num_classes=3, width=1.0, min_size=224, max_size=320).train()
     before = det.backbone.body.conv_stem.weight.detach().clone()
     losses = det(images, targets)
     assert set(losses) == {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"}
@@ -217,7 +217,7 @@ def test_fasterrcnn_trains_one_step_and_fused_backbone_gives_same_detections():
 def test_one_stage_detectors_build_train_and_predict(kind):
     torch.manual_seed(0)
     images, targets = _photos(2)
-    det = r.repghost_detector(kind, num_classes=3, width=0.5, min_size=160, max_size=224).train()
+    det = r.deploy.repghost_detector(kind, num_classes=3, width=0.5, min_size=160, max_size=224).train()
     losses = det(images, targets)
     assert losses and all(torch.isfinite(v) for v in losses.values())
     sum(losses.values()).backward()
@@ -228,4 +228,4 @@ def test_one_stage_detectors_build_train_and_predict(kind):
 
 def test_detector_rejects_unknown_kind():
     with pytest.raises(ValueError, match="kind must be one of"):
-        r.repghost_detector("yolo")
+        r.deploy.repghost_detector("yolo")

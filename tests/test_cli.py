@@ -42,11 +42,11 @@ def test_module_entry_point_help():
     proc = subprocess.run([sys.executable, "-m", "repghost_mini", "--help"], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0
-    for command in ("tour", "train", "eval", "convert", "bench"):
+    for command in ("tour", "train", "export", "eval", "convert", "quantize", "bench", "notebooks"):
         assert command in proc.stdout
 
 
-@pytest.mark.parametrize("command", ["tour", "train", "eval", "convert", "bench"])
+@pytest.mark.parametrize("command", ["tour", "train", "export", "eval", "convert", "bench", "notebooks"])
 def test_subcommand_help(command, capsys):
     code, out, _ = run_main([command, "--help"], capsys)
     assert code == 0 and out.startswith("usage: repghost-mini " + command)
@@ -107,8 +107,9 @@ def test_convert_round_trip_gives_equal_logits(trained_run, tmp_path, capsys):
     assert "fused checkpoint" in out and "-> 0 BatchNorms" in out
     ckpt = torch.load(fused_path, map_location="cpu", weights_only=True)
     assert ckpt["fused"] is True and not any(k.endswith("running_var") for k in ckpt["state_dict"])
-    original = rg.load_trained(trained_run / "checkpoint.pth")
-    fused = rg.reparameterize(rg.build_model(ckpt["config"]["model"], ckpt["num_classes"]).eval())
+    original = rg.training.load_trained(trained_run / "checkpoint.pth")
+    assert ckpt["model_config"]["small_input"] is True  # decided by the data: 32 px images
+    fused = rg.reparameterize(rg.build_model(ckpt["config"]["model"], ckpt["num_classes"], small_input=True).eval())
     rg.load_checkpoint(fused, ckpt["state_dict"])
     x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -170,3 +171,20 @@ def test_quick_tour_writes_a_report(tmp_path, capsys):
     assert abs(rp["train_form"]["top1"] - rp["fused"]["top1"]) < 1e-9
     for row in results["table3"]:
         assert abs(row["params_m"] - row["paper_params_m"]) <= 0.05 and abs(row["macs_m"] - row["paper_macs_m"]) <= 1
+
+
+def test_train_flags_are_the_config_fields():
+    """Every train option sets the TrainConfig field named by its dest, every model option (ModelOptions) has one,
+    and an option not given leaves the config's default."""
+    from repghost_mini.cli import _train_overrides, build_parser
+
+    parser = build_parser()
+    train = parser._subparsers._group_actions[0].choices["train"]
+    dests = {a.dest for a in train._actions} - {"help", "no_export"}
+    assert dests <= set(rg.TrainConfig.__dataclass_fields__), dests - set(rg.TrainConfig.__dataclass_fields__)
+    assert set(rg.ModelOptions.names()) - {"model_kwargs"} <= dests
+    assert _train_overrides(parser.parse_args(["train"])) == {}
+    given = _train_overrides(parser.parse_args(["train", "--no-ema", "--full-size", "--branches", "identity,bn",
+                                                "--no-shortcut", "--data", "d", "--out", "o"]))
+    assert given == {"ema_decay": None, "small_input": False, "branches": ("identity", "bn"), "shortcut": False,
+                     "data_path": "d", "out_dir": "o"}

@@ -9,7 +9,8 @@ import torch
 
 import repghost_mini as r
 from repghost_mini.measure.concat_cost import (REUSE_ADD_LABEL, ReuseByAddModule, ghostnet_concat_shapes,
-                                       operator_time_shares, replace_concat_with_add, time_concat_vs_add)
+                                       operator_time_shares, replace_concat_with_add, time_concat_vs_add,
+                                       concat_vs_add_rounds)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def test_ghostnet_has_32_concats_matching_its_channel_counts(pairs):
     # first Ghost module sees the 112x112 stem output, the last ones the 7x7 maps; channels follow GHOSTNET_CFG
     assert pairs[0] == ((1, 8, 112, 112), (1, 8, 112, 112))
     assert pairs[-1] == ((1, 80, 7, 7), (1, 80, 7, 7))
-    mids = [row[1] for group in r.GHOSTNET_CFG for row in group]
+    mids = [row[1] for group in r.core.GHOSTNET_CFG for row in group]
     assert [s1[1] * 2 for s1, _ in pairs[0::2]] == mids
 
 
@@ -76,7 +77,7 @@ def test_time_concat_vs_add_rejects_bad_input():
 def test_reuse_by_add_module_is_module_b():
     torch.manual_seed(0)
     m = ReuseByAddModule(6, 10).eval()
-    b = r.GhostAddModule(6, 10).eval()
+    b = r.core.GhostAddModule(6, 10).eval()
     b.load_state_dict(m.state_dict())
     x = torch.randn(2, 6, 5, 5)
     assert torch.equal(m(x), b(x))
@@ -104,3 +105,13 @@ def test_operator_time_shares_sum_to_one_and_name_the_reuse_operator(capfd):
     assert REUSE_ADD_LABEL in add_shares and "cat" not in add_shares
     assert math.isclose(sum(add_shares.values()), 1.0, rel_tol=1e-9)
     assert net.training  # mode restored
+
+
+def test_concat_vs_add_rounds_gives_one_positive_ms_per_round(pairs):
+    samples = concat_vs_add_rounds(pairs[-4:], batch_size=2, min_run_time=0.03, rounds=3)
+    assert set(samples) == {"cat", "add_operands", "add_output"}
+    assert all(len(v) == 3 and all(t > 0 and math.isfinite(t) for t in v) for v in samples.values())
+    verdict = r.compare(samples["cat"], samples["add_operands"]).verdict  # the samples compare() ranks
+    assert verdict in ("lower", "higher", "cannot rank")
+    with pytest.raises(ValueError, match="empty"):
+        concat_vs_add_rounds([])

@@ -8,11 +8,11 @@ import repghost_mini as r
 KNOWN_OFF_BY_ROUNDING = {("ghostnet", 1.3)}
 
 
-@pytest.mark.parametrize("arch,width", sorted(r.PAPER_TABLE3))
+@pytest.mark.parametrize("arch,width", sorted(r.measure.PAPER_TABLE3))
 def test_table3_counts(arch, width):
     model = getattr(r, arch)(width)
     params_m, macs_m = r.count_params(model) / 1e6, r.count_macs(model) / 1e6
-    paper_params, paper_macs = r.PAPER_TABLE3[(arch, width)]
+    paper_params, paper_macs = r.measure.PAPER_TABLE3[(arch, width)]
     if (arch, width) in KNOWN_OFF_BY_ROUNDING:
         assert abs(params_m - paper_params) / paper_params < 0.01
         assert abs(macs_m - paper_macs) / paper_macs < 0.01

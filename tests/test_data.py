@@ -122,7 +122,7 @@ def all_crops(img, pad):
 def test_batch_crop_flip_gives_only_valid_crops_and_all_kinds():
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8, generator=g)
-    aug = r.BatchAugment((0.5,) * 3, (0.25,) * 3, padding=2, random_erasing=0.0)
+    aug = r.training.BatchAugment((0.5,) * 3, (0.25,) * 3, padding=2, random_erasing=0.0)
     out = aug.crop_flip(x, g)
     assert out.shape == x.shape and out.dtype == torch.uint8
     kinds = set()
@@ -136,7 +136,7 @@ def test_batch_crop_flip_gives_only_valid_crops_and_all_kinds():
 def test_batch_normalize_and_erasing():
     x = torch.randint(0, 256, (200, 3, 16, 16), dtype=torch.uint8)
     mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
-    aug = r.BatchAugment(mean, std, padding=0, flip=False, random_erasing=1.0)
+    aug = r.training.BatchAugment(mean, std, padding=0, flip=False, random_erasing=1.0)
     ref = (x.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
     torch.testing.assert_close(aug(x, train=False), ref)
     out = aug(x, torch.Generator().manual_seed(1))
@@ -146,15 +146,15 @@ def test_batch_normalize_and_erasing():
     assert share.max() <= 0.4 and (out.masked_select(erased[:, None].expand_as(out)) == 0).all()
     rows, cols = erased.any(2), erased.any(1)  # the erased pixels form one rectangle
     assert torch.equal(erased.flatten(1).sum(1), rows.sum(1) * cols.sum(1))
-    none = r.BatchAugment(mean, std, padding=0, flip=False, random_erasing=0.0)
+    none = r.training.BatchAugment(mean, std, padding=0, flip=False, random_erasing=0.0)
     torch.testing.assert_close(none(x, torch.Generator().manual_seed(1)), ref)
     with pytest.raises(ValueError, match="uint8"):
         aug(x.float())
 
 
 def test_loader_is_deterministic_per_epoch_and_shards_for_ddp():
-    data = r.InMemoryImages(torch.randint(0, 256, (50, 3, 8, 8), dtype=torch.uint8), torch.arange(50) % 5)
-    aug = r.BatchAugment((0.5,) * 3, (0.25,) * 3, padding=1)
+    data = r.training.InMemoryImages(torch.randint(0, 256, (50, 3, 8, 8), dtype=torch.uint8), torch.arange(50) % 5)
+    aug = r.training.BatchAugment((0.5,) * 3, (0.25,) * 3, padding=1)
 
     def batches(epoch, rank=0, world=1, seed=0):
         loader = InMemoryLoader(data, 8, aug, train=True, seed=seed, rank=rank, world_size=world)
@@ -190,7 +190,7 @@ def test_real_cifar10_subset_matches_provenance():
     assert train_counts == [524, 529, 502, 499, 547, 488, 508, 523, 540, 509]  # PROVENANCE.md table
     assert torch.bincount(b.test.labels, minlength=10).tolist()[:3] == [105, 93, 100]
     # the CIFAR normalization constants fit the data: normalized images have mean ~0 and std ~1 per channel
-    x = r.BatchAugment(b.mean, b.std)(b.train.images[:2000], train=False)
+    x = r.training.BatchAugment(b.mean, b.std)(b.train.images[:2000], train=False)
     assert x.mean((0, 2, 3)).abs().max() < 0.1 and (x.std((0, 2, 3)) - 1).abs().max() < 0.1
 
 
@@ -220,3 +220,141 @@ def test_real_imagenet_subset_folder():
     assert xt.shape[1:] == (3, 64, 64) and torch.equal(yt[:3], torch.tensor([0, 1, 2]))
     same = r.load_dataset("imagefolder", Path(SHARED, "imagenet-subset"), train_per_class=1)
     assert len(same.train) == 100
+
+
+# ---------------------------------------------------------------- issue #20: one unwrapper, transforms through
+# first_classes, a stratified held-out split
+KINDS = ["synthetic", "cifar10-subset", "imagenet-subset"]
+_BUNDLES = {}
+
+
+def bundle_of(kind, sliced):
+    """A small bundle of each kind (loaded once per session), optionally through ``first_classes``."""
+    if kind != "synthetic" and not (SHARED and Path(SHARED, kind).is_dir()):
+        pytest.skip("REPGHOST_MINI_DATA is not set to the shared data folder (CI sets it)")
+    if kind not in _BUNDLES:
+        limits = dict(synthetic={"synthetic_size": 60}, **{"cifar10-subset": dict(train_per_class=6, test_per_class=2),
+                                                            "imagenet-subset": dict(train_per_class=2,
+                                                                                    test_per_class=1)})[kind]
+        _BUNDLES[kind] = r.load_dataset(kind, **limits)
+    b = _BUNDLES[kind]
+    return r.training.first_classes(b, 10 if kind == "imagenet-subset" else 3) if sliced else b
+
+
+def base_of(ds):
+    while hasattr(ds, "dataset"):
+        ds = ds.dataset
+    return ds
+
+
+def eval_reference(b, ds, indices):
+    """What the model sees at test time for items ``indices`` of ``ds``, computed without the loaders: the
+    normalized uint8 rows (in-memory data) or the eval transform of the image files (folder data)."""
+    if isinstance(base_of(ds), r.training.InMemoryImages):
+        x = torch.stack([ds[i][0] for i in indices]).float() / 255
+        return (x - torch.tensor(b.mean).view(1, 3, 1, 1)) / torch.tensor(b.std).view(1, 3, 1, 1)
+    from PIL import Image
+    tf = r.training.eval_transforms(b.image_size, b.mean, b.std, resize=b.resize)
+    paths = [data_module._samples_of(ds)[i][0] for i in indices]
+    return torch.stack([tf(Image.open(p).convert("RGB")) for p in paths])
+
+
+@pytest.mark.parametrize("sliced", [False, True], ids=["whole", "first_classes"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_unaugmented_train_loader_gives_the_eval_transform_of_its_indices(kind, sliced):
+    b = bundle_of(kind, sliced)
+    train, _ = r.make_loaders(b, batch_size=4, augment=False, workers=0)
+    passes = []
+    for _ in range(2):
+        train.set_epoch(3)
+        passes.append([batch for _, batch in zip(range(2), train)])
+    order = list(train.sampler)  # the epoch-3 order
+    for k, ((x1, y1), (x2, y2)) in enumerate(zip(*passes)):
+        assert torch.equal(x1, x2) and torch.equal(y1, y2)
+        idx = order[4 * k:4 * k + 4]
+        assert x1.dtype == torch.float32 and x1.shape == (4, 3, b.image_size, b.image_size)
+        torch.testing.assert_close(x1, eval_reference(b, b.train, idx), atol=1e-5, rtol=0)
+        assert y1.tolist() == [int(b.train[i][1]) for i in idx]
+
+
+@pytest.mark.parametrize("sliced", [False, True], ids=["whole", "first_classes"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_default_augmentation_keeps_the_dataset_and_other_settings_change_a_copy(kind, sliced):
+    b = bundle_of(kind, sliced)
+    train, test = r.make_loaders(b, batch_size=4, workers=0)
+    train.set_epoch(0)
+    x, _ = next(iter(train))
+    assert x.dtype == torch.float32 and x.shape == (4, 3, b.image_size, b.image_size)
+    if isinstance(b.train, r.training.InMemoryImages):
+        assert train.data is b.train
+    elif not isinstance(base_of(b.train), r.training.InMemoryImages):  # folder data: the training split as given
+        assert train.loader.dataset is b.train
+        plain, _ = r.make_loaders(b, batch_size=4, random_erasing=0.0, workers=0)
+        steps = [type(t).__name__ for t in base_of(plain.loader.dataset).transform.transforms]
+        assert "RandomCrop" in steps and "RandomErasing" not in steps
+        assert "RandomErasing" in [type(t).__name__ for t in base_of(b.train).transform.transforms]  # untouched
+
+
+def test_first_classes_keeps_the_in_memory_and_resize_flags():
+    import dataclasses
+    b = r.load_dataset("synthetic", synthetic_size=40)
+    assert r.training.first_classes(b, 3).in_memory is True
+    assert r.training.first_classes(dataclasses.replace(b, resize=True), 3).resize is True
+
+
+def keys(ds):
+    """One key per item that tells the images apart: the file path (folder data) or the pixels (in-memory)."""
+    samples = data_module._samples_of(ds)
+    if samples:
+        return [p for p, _ in samples]
+    return [ds[i][0].numpy().tobytes() for i in range(len(ds))]
+
+
+@pytest.mark.parametrize("sliced", [False, True], ids=["whole", "first_classes"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_holdout_split_is_stratified_disjoint_seeded_and_leaves_the_global_rng(kind, sliced):
+    b = bundle_of(kind, sliced)
+    rng = torch.get_rng_state()
+    rest, held = data_module.holdout_split(b, 0.25, seed=3)
+    assert torch.equal(torch.get_rng_state(), rng)
+    before, kept, out = keys(b.train), keys(rest.train), keys(held)
+    assert len(set(before)) == len(before)  # the keys identify the images
+    assert not set(kept) & set(out) and sorted(kept + out) == sorted(before)
+    assert (rest.test is b.test and rest.num_classes == b.num_classes and rest.resize == b.resize
+            and rest.in_memory == b.in_memory)
+    labels = torch.tensor(data_module._labels_of(b.train))
+    held_labels = torch.tensor([int(held[i][1]) for i in range(len(held))])
+    assert sorted(held_labels.tolist()) == sorted(labels[[before.index(k) for k in out]].tolist())
+    n, h = torch.bincount(labels, minlength=b.num_classes), torch.bincount(held_labels, minlength=b.num_classes)
+    assert ((h - 0.25 * n).abs() <= 1).all() and (h >= 1).all() and (h < n).all()
+    assert keys(data_module.holdout_split(b, 0.25, seed=3)[1]) == out
+    assert keys(data_module.holdout_split(b, 0.25, seed=4)[1]) != out
+    assert isinstance(held, r.training.InMemoryImages) == isinstance(base_of(b.train), r.training.InMemoryImages)
+
+
+@pytest.mark.parametrize("sliced", [False, True], ids=["whole", "first_classes"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_holdout_evaluates_deterministically_like_the_test_split(kind, sliced):
+    b = bundle_of(kind, sliced)
+    rest, held = data_module.holdout_split(b, 0.5, seed=0)
+    rng = torch.get_rng_state()
+    runs = [list(data_module.eval_loader(rest, held, batch_size=8, workers=0)) for _ in range(2)]
+    assert torch.equal(torch.get_rng_state(), rng)
+    x, y = torch.cat([x for x, _ in runs[0]]), torch.cat([y for _, y in runs[0]])
+    assert torch.equal(x, torch.cat([x for x, _ in runs[1]])) and len(x) == len(held)
+    assert x.dtype == torch.float32 and x.shape[1:] == (3, b.image_size, b.image_size) and y.dtype == torch.int64
+    assert y.tolist() == [int(held[i][1]) for i in range(len(held))]
+    torch.testing.assert_close(x, eval_reference(b, held, range(len(held))), atol=1e-5, rtol=0)
+    _, test = r.make_loaders(b, batch_size=4, workers=0)  # the test loader is eval_loader of the test split
+    first, ref = next(iter(test)), next(iter(data_module.eval_loader(b, b.test, batch_size=256, workers=0)))
+    assert torch.equal(first[0], ref[0]) and torch.equal(first[1], ref[1])
+
+
+def test_holdout_split_errors():
+    b = r.load_dataset("synthetic", synthetic_size=40)
+    for bad in (0, 0.0, -0.1, 0.51, 1, True, "0.1"):
+        with pytest.raises(ValueError, match=r"fraction must be a number in \(0, 0.5\]"):
+            data_module.holdout_split(b, bad)
+    with pytest.raises(ValueError, match="at least 2 training images in every class.*class 0 .'class0'. has 1"):
+        data_module.holdout_split(r.load_dataset("synthetic", synthetic_size=10))
+    assert "holdout_split" in data_module.__all__ and "eval_loader" in data_module.__all__

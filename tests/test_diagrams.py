@@ -27,7 +27,7 @@ def test_table6_variants_draw(kwargs):
 
 
 def test_structure_read_from_modules():
-    s = {v: module_structure(r.build_module(v, 4, 4)) for v in "abcde"}
+    s = {v: module_structure(r.core.build_module(v, 4, 4)) for v in "abcde"}
     assert [s[v].merge for v in "abcde"] == ["cat", "add", "add", "add", None]
     assert [s[v].fusable for v in "abcde"] == [False, False, True, True, True]
     assert s["c"].side_branches == ["identity"] and s["d"].side_branches == ["bn"]

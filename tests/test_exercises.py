@@ -19,8 +19,8 @@ def _bias(bias, bn):
 
 def test_checkers_accept_the_library_functions(capsys):
     assert check_fold_bn(r.fold_bn)
-    assert check_identity_kernel(r.identity_kernel)
-    assert check_pad_kernel(r.pad_kernel)
+    assert check_identity_kernel(r.core.identity_kernel)
+    assert check_pad_kernel(r.core.pad_kernel)
     out = capsys.readouterr().out
     assert "fold_bn: all 7 cases pass" in out and "identity_kernel: all" in out and "pad_kernel: all" in out
 
@@ -109,7 +109,7 @@ def test_identity_kernel_dense_layout_and_dtype():
     with pytest.raises(AssertionError, match=r"wrong shape: expected \(4, 1, 3, 3\), got \(4, 4, 3, 3\).*depthwise"):
         check_identity_kernel(lambda c, k, dtype=torch.float32: torch.zeros(c, c, k, k, dtype=dtype))
     with pytest.raises(AssertionError, match=r"\[6 channels, 5x5, float64\].*wrong dtype"):
-        check_identity_kernel(lambda c, k, dtype=torch.float32: r.identity_kernel(c, k))
+        check_identity_kernel(lambda c, k, dtype=torch.float32: r.core.identity_kernel(c, k))
 
 
 def test_pad_kernel_not_centred():
@@ -191,7 +191,7 @@ def test_fuse_module_d_capstone_checker():
         k, b = dconv_only(m)
         bn = m.fusion_bn[0]
         s = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        return k + r.identity_kernel(m.out_channels, m.dw_size, dtype=k.dtype) * s.reshape(-1, 1, 1, 1), \
+        return k + r.core.identity_kernel(m.out_channels, m.dw_size, dtype=k.dtype) * s.reshape(-1, 1, 1, 1), \
             b + bn.bias + s * bn.running_mean
     with pytest.raises(AssertionError, match="Hint: the BN branch's bias has the wrong sign"):
         check_fuse_module_d(bias_sign_flipped)
@@ -199,3 +199,28 @@ def test_fuse_module_d_capstone_checker():
     def stub(m):
         raise NotImplementedError
     assert not check_fuse_module_d(stub)
+
+
+def test_hidden_choice_never_shows_the_right_letter(capsys):
+    from repghost_mini.teaching.exercises import answer_digest, check_hidden_choice
+    why = {"a": "reason a.", "b": "reason b (never shown).", "c": "reason c."}
+    digest = answer_digest("Q", "b")
+    assert len(digest) == 12 and int(digest, 16) >= 0
+    assert not check_hidden_choice("Q", None, digest, why)
+    assert check_hidden_choice("Q", " B ", digest, why)
+    with pytest.raises(AssertionError, match=r"Q: not \(a\) -- reason a\.") as err:
+        check_hidden_choice("Q", "a", digest, why)
+    assert "(b)" not in str(err.value) and "never shown" not in str(err.value)
+    with pytest.raises(AssertionError, match="one of a, b, c"):
+        check_hidden_choice("Q", "z", digest, why)
+
+
+def test_bytes_moved_checker_hints_without_the_value():
+    from repghost_mini.teaching.exercises import check_bytes_moved
+    pairs = [((1, 8, 4, 4), (1, 8, 4, 4)), ((1, 2, 3, 3), (1, 2, 3, 3))]
+    out = 2 * (16 * 16 + 4 * 9)                                  # output numbers at batch 2
+    assert check_bytes_moved(pairs, 2, cat=4 * 2 * out, add_operands=4 * 1.5 * out, add_output=4 * 3 * out)
+    assert not check_bytes_moved(pairs, 2)
+    with pytest.raises(AssertionError, match="4x too large") as err:
+        check_bytes_moved(pairs, 2, cat=16 * 2 * out)
+    assert str(4 * 2 * out) not in str(err.value).replace(str(16 * 2 * out), "")

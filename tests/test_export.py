@@ -128,11 +128,11 @@ def test_int8_weights_of_fused_kernels_lose_more_with_per_tensor_scales():
     x = torch.randn(4, *SIZE[1:], generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         y = fused(x)
-        snr = {(name, pc): rg.snr_db(y, rg.fake_quantize_weights(m, per_channel=pc)(x))
+        snr = {(name, pc): rg.deploy.snr_db(y, rg.deploy.fake_quantize_weights(m, per_channel=pc)(x))
                for name, m in (("train", train_form), ("fused", fused)) for pc in (False, True)}
-        assert rg.snr_db(y, rg.fake_quantize_weights(fused, bits=12)(x)) > snr[("fused", False)] + 15
+        assert rg.deploy.snr_db(y, rg.deploy.fake_quantize_weights(fused, bits=12)(x)) > snr[("fused", False)] + 15
     assert snr[("fused", False)] < snr[("train", False)]
     assert snr[("fused", True)] > snr[("fused", False)]
-    assert rg.snr_db(y, y) == float("inf")
+    assert rg.deploy.snr_db(y, y) == float("inf")
     with pytest.raises(ValueError, match="bits"):
-        rg.fake_quantize_weights(fused, bits=1)
+        rg.deploy.fake_quantize_weights(fused, bits=1)

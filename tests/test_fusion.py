@@ -49,46 +49,46 @@ def test_fold_bn_rejects_wrong_channels():
 @pytest.mark.parametrize("k", [1, 3, 5])
 def test_identity_kernel_reproduces_input(k):
     x = torch.randn(2, 6, 7, 7, dtype=torch.float64)
-    kernel = r.identity_kernel(6, k, dtype=torch.float64)
+    kernel = r.core.identity_kernel(6, k, dtype=torch.float64)
     assert torch.equal(F.conv2d(x, kernel, padding=k // 2, groups=6), x)
 
 
 def test_identity_kernel_needs_odd_size():
     with pytest.raises(ValueError, match="odd"):
-        r.identity_kernel(4, 2)
+        r.core.identity_kernel(4, 2)
 
 
 def test_bn_branch_is_a_depthwise_conv():
     bn = random_bn(6)
     x = torch.randn(2, 6, 5, 5, dtype=torch.float64)
-    k, b = r.bn_to_kernel(bn, 3)
+    k, b = r.core.bn_to_kernel(bn, 3)
     assert rel_err(F.conv2d(x, k, b, padding=1, groups=6), bn(x)) <= 1e-12
 
 
 def test_pad_kernel_keeps_output():
     x = torch.randn(2, 4, 6, 6, dtype=torch.float64)
     k1 = torch.randn(4, 1, 1, 1, dtype=torch.float64)
-    k3 = r.pad_kernel(k1, 3)
+    k3 = r.core.pad_kernel(k1, 3)
     assert k3.shape == (4, 1, 3, 3) and k3.sum() == k1.sum()
     assert torch.allclose(F.conv2d(x, k3, padding=1, groups=4), F.conv2d(x, k1, groups=4), rtol=0, atol=1e-15)
     with pytest.raises(ValueError, match="centre"):
-        r.pad_kernel(torch.randn(4, 1, 2, 2), 3)
+        r.core.pad_kernel(torch.randn(4, 1, 2, 2), 3)
 
 
 def test_sum_branches_adds_convs():
     x = torch.randn(1, 4, 5, 5, dtype=torch.float64)
     parts = [(torch.randn(4, 1, 3, 3, dtype=torch.float64), torch.randn(4, dtype=torch.float64)) for _ in range(3)]
-    k, b = r.sum_branches(parts)
+    k, b = r.core.sum_branches(parts)
     expected = sum(F.conv2d(x, kk, bb, padding=1, groups=4) for kk, bb in parts)
     assert rel_err(F.conv2d(x, k, b, padding=1, groups=4), expected) <= 1e-12
     with pytest.raises(ValueError, match="pad_kernel"):
-        r.sum_branches([parts[0], (torch.randn(4, 1, 1, 1, dtype=torch.float64), parts[0][1])])
+        r.core.sum_branches([parts[0], (torch.randn(4, 1, 1, 1, dtype=torch.float64), parts[0][1])])
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 def test_dtype_is_preserved(dtype):
     bn = random_bn(4, dtype=dtype)
-    k, b = r.bn_to_kernel(bn, 3)
+    k, b = r.core.bn_to_kernel(bn, 3)
     assert k.dtype == dtype and b.dtype == dtype
     k2, b2 = r.fold_bn(torch.randn(4, 2, 3, 3, dtype=dtype), None, bn)
     assert k2.dtype == dtype and b2.dtype == dtype
@@ -120,19 +120,19 @@ def test_property_depthwise_branches_sum(channels, k, stride, branches, batch, s
     ref = bn(dw(x))
     parts = [r.fold_bn(dw.weight, None, bn)]
     if "identity" in branches:
-        parts.append((r.identity_kernel(channels, k, dtype=torch.float64), torch.zeros(channels, dtype=torch.float64)))
+        parts.append((r.core.identity_kernel(channels, k, dtype=torch.float64), torch.zeros(channels, dtype=torch.float64)))
         ref = ref + x[:, :, ::stride, ::stride]
     if "bn" in branches:
         bn2 = random_bn(channels, seed=seed + 1)
-        parts.append(r.bn_to_kernel(bn2, k))
+        parts.append(r.core.bn_to_kernel(bn2, k))
         ref = ref + bn2(x)[:, :, ::stride, ::stride]
     if "dconv1x1" in branches:
         c1 = nn.Conv2d(channels, channels, 1, stride, groups=channels, bias=False).double()
         bn3 = random_bn(channels, seed=seed + 2)
         kk, bb = r.fold_bn(c1.weight, None, bn3)
-        parts.append((r.pad_kernel(kk, k), bb))
+        parts.append((r.core.pad_kernel(kk, k), bb))
         ref = ref + bn3(c1(x))
-    kernel, bias = r.sum_branches(parts)
+    kernel, bias = r.core.sum_branches(parts)
     out = F.conv2d(x, kernel, bias, stride, k // 2, groups=channels)
     assert out.shape == ref.shape
     assert rel_err(out, ref) <= 1e-12

@@ -24,7 +24,7 @@ def test_other_random_erasing_leaves_the_callers_transform_alone():
     full = Images()
     train, test = Subset(full, [0, 1, 2, 3]), Images(4)
     test.transform = r.training.data.eval_transforms(16, (0.5,) * 3, (0.25,) * 3)
-    bundle = r.DataBundle("toy", train, test, 2, ["a", "b"], 16, (0.5,) * 3, (0.25,) * 3, "made in the test")
+    bundle = r.training.DataBundle("toy", train, test, 2, ["a", "b"], 16, (0.5,) * 3, (0.25,) * 3, "made in the test")
     loader, _ = r.make_loaders(bundle, batch_size=2, random_erasing=0.5, workers=0)
     assert full.transform == "the caller's transform" and bundle.train is train
     x, y = next(iter(loader))

@@ -19,7 +19,7 @@ def rel_err(a, b):
 @pytest.mark.parametrize("variant", list("abcde"))
 @pytest.mark.parametrize("relu", [True, False])
 def test_every_variant_keeps_shape(variant, relu):
-    m = r.build_module(variant, 8, 12, relu=relu).eval()
+    m = r.core.build_module(variant, 8, 12, relu=relu).eval()
     assert m(torch.randn(2, 8, 10, 10)).shape == (2, 12, 10, 10)
 
 
@@ -37,7 +37,7 @@ def test_repghost_module_fuses_exactly(branches, relu):
 
 
 def test_module_c_is_identity_branch_and_fuses():
-    c = r.randomize_bn_stats_(r.LateReLUModule(4, 4)).double().eval()
+    c = r.randomize_bn_stats_(r.core.LateReLUModule(4, 4)).double().eval()
     x = torch.randn(1, 4, 6, 6, dtype=torch.float64)
     x1 = c.primary_conv(x)
     assert torch.allclose(c(x), torch.relu(x1 + c.cheap_operation(x1)))
@@ -54,7 +54,7 @@ def test_relu_variant_refuses_to_fuse():
 
 
 def test_variant_b_and_a_have_no_exact_fusion():
-    assert not hasattr(r.GhostAddModule(4, 4), "fuse")
+    assert not hasattr(r.core.GhostAddModule(4, 4), "fuse")
     assert not hasattr(r.GhostModule(4, 4), "fuse")
 
 
@@ -74,7 +74,7 @@ def test_wrong_channels_and_unknown_variant():
     with pytest.raises(ValueError, match=r"expects input of shape \(N, 8, H, W\)"):
         r.RepGhostModule(8, 8)(torch.randn(1, 3, 4, 4))
     with pytest.raises(ValueError, match="unknown module variant"):
-        r.build_module("f", 4, 4)
+        r.core.build_module("f", 4, 4)
     with pytest.raises(ValueError, match="in_channels"):
         r.GhostModule(0, 4)
     with pytest.raises(ValueError, match="ratio"):

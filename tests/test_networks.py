@@ -25,7 +25,7 @@ def test_table2_structure_at_width_1():
     assert r.ghostnet(1.0).blocks[6][0].ghost2.cheap_operation[0].out_channels == 40
 
 
-@pytest.mark.parametrize("width", r.TABLE3_WIDTHS)
+@pytest.mark.parametrize("width", r.core.TABLE3_WIDTHS)
 def test_every_width_fuses_exactly(width):
     torch.manual_seed(0)
     net = r.randomize_bn_stats_(r.repghostnet(width), seed=1).eval()
@@ -118,5 +118,5 @@ def test_wrong_input_channels():
 def test_named_constructors_match_widths():
     for name, width in [("050", 0.5), ("058", 0.58), ("080", 0.8), ("100", 1.0), ("111", 1.11), ("130", 1.3),
                         ("150", 1.5), ("200", 2.0)]:
-        assert getattr(r, f"repghostnet_{name}")(num_classes=10).width == width
-    assert r.ghostnet_130(num_classes=10).width == 1.3
+        assert getattr(r.core, f"repghostnet_{name}")(num_classes=10).width == width
+    assert r.core.ghostnet_130(num_classes=10).width == 1.3

@@ -109,3 +109,16 @@ def test_the_checks_catch_what_they_look_for(tmp_path):
                   test_solutions_are_collapsed_right_below_their_exercise, test_headline_result_line):
         with pytest.raises(AssertionError):
             check(path)
+
+
+def test_all_notebooks_come_from_one_run_on_one_machine():
+    """`python -m repghost_mini notebooks --execute` ran them together: one run id, one CPU, each with its time."""
+    from repghost_mini.teaching.runs import committed_stamps
+
+    stamps = committed_stamps(NOTEBOOKS)
+    missing = [name for name, lines in stamps.items() if not lines["stamp"] or not lines["time"]]
+    assert not missing, f"notebooks without a RUN STAMP or NOTEBOOK TIME line: {missing}"
+    runs = {re.search(r"run=(\S+)", lines["stamp"]).group(1) for lines in stamps.values()}
+    cpus = {re.search(r"cpu=([^|]+?) \|", lines["stamp"]).group(1) for lines in stamps.values()}
+    assert len(runs) == 1 and not next(iter(runs)).startswith("adhoc"), f"notebooks from several runs: {runs}"
+    assert len(cpus) == 1, f"notebooks executed on several CPUs: {cpus}"

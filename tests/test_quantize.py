@@ -38,7 +38,7 @@ def trained(bundle, tmp_path_factory):
     work = tmp_path_factory.mktemp("int8")
     cfg = rm.TrainConfig(dataset="cifar10-subset", epochs=15, ema_decay=None, dropout=0.0, random_erasing=0.0,
                          seed=0, threads=1, eval_every=0, progress=False, out_dir=str(work / "run"),
-                         **rm.SHORT_RUN_RECIPE)
+                         **rm.training.SHORT_RUN_RECIPE)
     model = rm.reparameterize(rm.train(cfg, bundle=bundle).model)
     fp32, int8 = work / "fp32.onnx", work / "int8.onnx"
     q.quantize_model(model, int8, q.calibration_images(bundle, 512), per_channel=True, fp32_path=fp32)
@@ -129,7 +129,7 @@ def test_calibration_images_resized_for_a_larger_model():
 def tiny_onnx(tmp_path_factory):
     """A fused RepGhostNet-0.5x (random weights) exported for 32-px inputs, and its folder."""
     work = tmp_path_factory.mktemp("int8err")
-    model = rm.reparameterize(rm.randomize_bn_stats_(rm.repghostnet_050(num_classes=10, small_input=True).eval()))
+    model = rm.reparameterize(rm.randomize_bn_stats_(rm.core.repghostnet_050(num_classes=10, small_input=True).eval()))
     return rm.export_onnx(model, work / "m32.onnx", (1, 3, 32, 32)), work
 
 
@@ -255,7 +255,7 @@ def test_cli_errors_are_one_line(checkpoint, tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and re.search(message, err), err
-    big = rm.export_onnx(rm.reparameterize(rm.repghostnet_050(num_classes=10).eval()), tmp_path / "big.onnx",
+    big = rm.export_onnx(rm.reparameterize(rm.core.repghostnet_050(num_classes=10).eval()), tmp_path / "big.onnx",
                          (1, 3, 64, 64))
     assert main(["eval", str(big), "--dataset", "cifar10-subset"]) == 2
     err = capsys.readouterr().err.strip()
@@ -264,7 +264,7 @@ def test_cli_errors_are_one_line(checkpoint, tmp_path, capsys):
 
 @needs_data
 def test_bench_runtime_onnxruntime_int8(bundle):
-    rows = rm.benchmark_models(["repghostnet_050_fused"], runtimes=["onnxruntime", "onnxruntime-int8"], image_size=32,
+    rows = rm.deploy.benchmark_models(["repghostnet_050_fused"], runtimes=["onnxruntime", "onnxruntime-int8"], image_size=32,
                                rounds=1, min_run_time=0.01)
     assert [r["runtime"] for r in rows] == ["onnxruntime", "onnxruntime-int8"]
     assert all(r["median_ms"] > 0 for r in rows)

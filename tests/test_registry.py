@@ -19,7 +19,7 @@ def test_names_cover_table3_table6_table7_fused_and_timm():
 
 def test_variant_names_set_the_paper_options():
     m = r.build_model("repghostnet_050_noreparam", 10)
-    assert m.config["branches"] == () and m.config["small_input"] is True
+    assert m.config["branches"] == () and m.config["small_input"] is False  # the paper's stem, as repghostnet()
     assert r.build_model("repghostnet_100_noshortcut", 10).config["shortcut"] is False
     assert r.build_model("repghostnet_050_relu", 10).config["relu_after_dw"] is True
     assert r.build_model("repghostnet_050_identity_bn_dconv1x1", 10).config["branches"] == (
@@ -44,7 +44,7 @@ def test_fused_names_give_the_inference_form():
 
 
 def test_registry_entries_are_callable_builders_and_unknown_names_list_choices():
-    model = r.MODEL_REGISTRY["repghostnet_050"]()
+    model = r.training.MODEL_REGISTRY["repghostnet_050"]()
     assert not model.training and model.config["num_classes"] == 1000
     with pytest.raises(r.UserError, match="repghostnet_100_fused"):
         r.build_model("repghostnet_1000")
@@ -52,10 +52,16 @@ def test_registry_entries_are_callable_builders_and_unknown_names_list_choices()
 
 def test_every_model_name_the_trainer_accepts_is_the_registrys():
     cfg = r.TrainConfig(model="repghostnet_050_noreparam", branches=None, shortcut=False)
-    m = r.build_model(cfg.model, 10, **cfg.model_options())
-    assert m.config["branches"] == () and m.config["shortcut"] is False
+    m = r.build_model(cfg.model, 10, **cfg.build_kwargs())
+    assert m.config["branches"] == () and m.config["shortcut"] is False and cfg.build(10).config == m.config
     earlier_style = r.TrainConfig(model="repghostnet_050", model_kwargs={"branches": ()})  # still accepted
-    assert r.build_model(earlier_style.model, 10, **earlier_style.model_options()).config["branches"] == ()
+    assert r.build_model(earlier_style.model, 10, **earlier_style.build_kwargs()).config["branches"] == ()
+
+
+def test_an_option_given_twice_is_refused_not_silently_overridden():
+    twice = r.TrainConfig(model="repghostnet_050", dropout=0.1, model_kwargs={"dropout": 0.3})
+    with pytest.raises(ValueError, match="give each option once"):
+        twice.build(10)
 
 
 def test_timm_prefix_builds_any_timm_model():

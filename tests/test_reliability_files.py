@@ -8,13 +8,13 @@ import time
 
 import pytest
 
-from repghost_mini.training.files import (RunFolderBusy, RunLock, atomic_output, make_folder, write_json_atomic,
+from repghost_mini.files import (RunFolderBusy, RunLock, atomic_output, make_folder, write_json_atomic,
                                  write_text_atomic)
 
 
 def hold_lock(folder):
     """A child process that takes the run-folder lock and sleeps (until killed)."""
-    code = ("import sys, time; from repghost_mini.training.files import RunLock; lock = RunLock(sys.argv[1]).acquire(); "
+    code = ("import sys, time; from repghost_mini.files import RunLock; lock = RunLock(sys.argv[1]).acquire(); "
             "print('locked', flush=True); time.sleep(600)")
     child = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True,
                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})

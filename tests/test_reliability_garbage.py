@@ -25,7 +25,7 @@ def assert_one_line(err: BaseException) -> None:
 MODEL = rg.repghostnet(0.5, num_classes=10)
 READERS = {  # file name -> (how it is read, the one error kind it may raise)
     "ck.pth": (lambda p: rg.load_checkpoint(MODEL, p), ValueError),
-    "m.onnx": (lambda p: (rg.count_onnx_ops(p), rg.onnx_session(p)), OnnxFileError),
+    "m.onnx": (lambda p: (rg.deploy.count_onnx_ops(p), rg.deploy.onnx_session(p)), OnnxFileError),
     "d.npz": (lambda p: rg.load_dataset("npz", p), DataError),
 }
 

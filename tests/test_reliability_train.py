@@ -9,14 +9,14 @@ import torch
 import repghost_mini as rg
 from repghost_mini.cli import main
 from repghost_mini.training import trainer as trainer_module
-from repghost_mini.training.files import RunFolderBusy, RunLock
+from repghost_mini.files import RunFolderBusy, RunLock
 
 from test_cli import assert_one_line_error, run_main
 from test_reliability_export import fill, tmpfs
 from test_train import TINY, colour_bundle
 
 CLI_RUN = ["--dataset", "synthetic", "--model", "repghostnet_050", "--epochs", "1", "--batch-size", "128",
-           "--no-progress", "--threads", "1", "--eval-every", "0"]
+           "--no-progress", "--threads", "1", "--eval-every", "0", "--no-export"]
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +69,8 @@ def test_load_checkpoint_checks_the_network_it_was_trained_as(finished):  # item
         rg.load_checkpoint(wrong, path)
     right = rg.load_checkpoint(rg.repghostnet(0.1, num_classes=4, small_input=True), path)
     kept = json.loads((finished / "final.json").read_text())["weights"]
-    assert torch.equal(right.classifier.weight, rg.load_trained(finished).classifier.weight)
-    assert rg.load_trained(finished).weights == kept
+    assert torch.equal(right.classifier.weight, rg.training.load_trained(finished).classifier.weight)
+    assert rg.training.load_trained(finished).weights == kept
 
 
 def test_a_folder_is_owned_by_one_run_and_finished_runs_are_not_overwritten(finished, bundle, tmp_path):  # 6, 8

@@ -9,13 +9,13 @@ from repghost_mini.errors import UserError, user_errors
 def test_markdown_table_from_dicts_and_from_cells():
     rows = [{"model": "a", "batch": 1, "median_ms": 1.234, "samples_ms": [1.0]},
             {"model": "b", "batch": 2, "median_ms": 10.0, "samples_ms": [2.0]}]
-    assert r.markdown_table(rows).splitlines() == [
+    assert r.measure.markdown_table(rows).splitlines() == [
         "| model | batch | median ms |", "|---|---:|---:|", "| a | 1 | 1.23 |", "| b | 2 | 10.00 |"]
-    assert r.markdown_table(rows, {"model": "net"}).splitlines()[0] == "| net |"
-    cells = r.markdown_table([["x", "1.0"]], ["name", "value"], "---|---:|").splitlines()
+    assert r.measure.markdown_table(rows, {"model": "net"}).splitlines()[0] == "| net |"
+    cells = r.measure.markdown_table([["x", "1.0"]], ["name", "value"], "---|---:|").splitlines()
     assert cells == ["| name | value |", "|---|---:|", "| x | 1.0 |"]
     with pytest.raises(UserError, match="no rows"):
-        r.markdown_table([])
+        r.measure.markdown_table([])
 
 
 def test_user_errors_turns_only_the_named_kinds_into_user_errors():

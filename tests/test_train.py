@@ -51,13 +51,22 @@ def test_run_folder_checkpoint_ema_and_fused_agreement(tmp_path):
     assert hist[-1]["lr"] == pytest.approx(0.0, abs=1e-9)  # cosine ends at zero
     assert 0 <= hist[-1]["data_wait"] < 1 and hist[-1]["img_s"] > 0
     ckpt = torch.load(tmp_path / "checkpoint.pth", map_location="cpu", weights_only=True)
-    assert ckpt["epoch"] == 3 and ckpt["step"] == 12 and int(ckpt["ema_n_averaged"]) == 12
+    # with an EMA, 10% of every class is held out (2 of each class's 16 images): 56 left, 3 steps of 16 per epoch
+    assert ckpt["epoch"] == 3 and ckpt["step"] == 9 and int(ckpt["ema_n_averaged"]) == 9
     # the returned model carries the better of the EMA and raw weights, and final.json / the checkpoint say which
     ema_sd, raw_sd = ckpt["state_dict_ema"], ckpt["state_dict"]
     final_json = json.loads((tmp_path / "final.json").read_text())
     kept = final_json["weights"]
     scores = final_json["top1_by_weights"]
     assert ckpt["weights"] == kept and ckpt["finished"] and scores[kept] >= max(scores.values())
+    # the choice was made on the held-out slice of the training split, and the card says so; the test split only
+    # measures the kept weights
+    card = res.card
+    assert card.weights == kept and "held out" in card.selected_on and card.top1 == final_json["train_form"]["top1"]
+    assert card.top1_split == "toy test split, 32 images" and ckpt["card"]["weights"] == kept
+    held_out_split = r.training.holdout_split(b, 0.1, 0)[1]
+    held_out = r.evaluate(res.model, r.training.eval_loader(b, held_out_split), device="cpu")["top1"]
+    assert held_out == pytest.approx(scores[kept], abs=1e-6)
     assert all(torch.equal(v, (ema_sd if kept == "ema" else raw_sd)[k]) for k, v in res.model.state_dict().items())
     assert not torch.equal(ema_sd["classifier.weight"], raw_sd["classifier.weight"])
     # training form and re-parameterized form predict the same classes
@@ -65,9 +74,9 @@ def test_run_folder_checkpoint_ema_and_fused_agreement(tmp_path):
     assert final["agree"] and final["agreement"] == 1.0
     assert final["train_form"]["top1"] == final["fused"]["top1"]
     assert final["train_form"]["top5"] == final["fused"]["top5"] == 100.0  # 4 classes: top-5 is everything
-    loaded = r.load_trained(tmp_path)
+    loaded = r.training.load_trained(tmp_path)
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in res.model.state_dict().items())
-    raw = r.load_trained(tmp_path / "checkpoint.pth", use_ema=False)
+    raw = r.training.load_trained(tmp_path / "checkpoint.pth", use_ema=False)
     assert torch.equal(raw.state_dict()["classifier.weight"], raw_sd["classifier.weight"])
 
 
@@ -88,7 +97,7 @@ def test_train_accepts_a_model_or_a_builder(tmp_path):
     torch.manual_seed(0)
     given = r.build_model("repghostnet", 4, small_input=True, width=0.1)
     res = r.train(bundle=b, out_dir=str(tmp_path / "m"), network=given, **kw)
-    assert res.history[0]["steps"] == 4 and r.read_checkpoint(tmp_path / "m").model_name == "repghostnet_050"
+    assert res.history[0]["steps"] == 4 and r.training.read_checkpoint(tmp_path / "m").model_name == "repghostnet_050"
 
 
 def test_training_learns_the_toy_task(tmp_path):
@@ -120,7 +129,7 @@ def test_evaluate_on_randomized_bn_fused_equals_unfused():
     model = r.build_model("repghostnet", 4, small_input=True, width=0.1)
     r.randomize_bn_stats_(model, seed=0)
     _, test = r.make_loaders(b, 16)
-    res = r.evaluate_reparameterized(model, test)
+    res = r.training.evaluate_reparameterized(model, test)
     assert res["agree"] and res["agreement"] == 1.0 and res["max_logit_diff"] < 1e-3
     plain = r.evaluate(model, test)
     assert plain["top1"] == res["train_form"]["top1"] and plain["n"] == 32
@@ -150,7 +159,7 @@ def test_bad_settings_give_one_sentence(tmp_path):
     with pytest.raises(ValueError, match="cannot resume.*epochs 1 -> 2"):
         r.train(bundle=b, epochs=2, resume=True, out_dir=str(tmp_path / "one"), **TINY)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
-        r.load_trained(tmp_path / "none")
+        r.training.load_trained(tmp_path / "none")
 
 
 @pytest.mark.skipif(not os.environ.get("REPGHOST_MINI_DATA")
@@ -159,6 +168,7 @@ def test_bad_settings_give_one_sentence(tmp_path):
 def test_real_cifar10_subset_short_run(tmp_path):
     res = r.train(dataset="cifar10-subset", train_per_class=12, test_per_class=6, epochs=1, out_dir=str(tmp_path),
                   **TINY)
-    assert res.history[0]["steps"] == 7  # 120 images, batch 16, last partial batch dropped
+    assert res.history[0]["steps"] == 6  # 120 images less 1 per class held out for the EMA choice, batch 16, last
+    # partial batch dropped
     assert res.final["train_form"]["n"] == 60 and res.final["agree"]
     assert json.loads((tmp_path / "final.json").read_text())["config"]["dataset"] == "cifar10-subset"

@@ -6,7 +6,7 @@ pooling, a 1x1 conv to 1280 channels, dropout and the classifier. A width multip
 channel count (rounded to a multiple of 4) except the 1280 of the head.
 
 Module names follow the authors' code and timm (``conv_stem``, ``bn1``, ``blocks.i.j.ghost1`` ...), so their
-checkpoints load directly (see :mod:`repghost_mini.checkpoints`).
+checkpoints load directly (see :mod:`repghost_mini.training.checkpoints`).
 
 **Small-input variant** (``small_input=True``), for 32x32 (CIFAR-10) and 64x64 (Tiny-ImageNet) images:
 the stem conv uses stride 1, so the total stride is 16 instead of 32. A 32x32 image then reaches the last

@@ -1,9 +1,10 @@
 """Deployment: export to ONNX and run it in onnxruntime, INT8 quantization, latency of named models in several
 runtimes, and RepGhostNet as the backbone of a torchvision detector."""
-from . import detection, export, latency, quantize
+from . import artifacts, detection, export, latency, quantize
+from .artifacts import *  # noqa: F401,F403
 from .detection import *  # noqa: F401,F403
 from .export import *  # noqa: F401,F403
 from .quantize import *  # noqa: F401,F403
 from .latency import *  # noqa: F401,F403
 
-__all__ = export.__all__ + quantize.__all__ + latency.__all__ + detection.__all__
+__all__ = artifacts.__all__ + export.__all__ + quantize.__all__ + latency.__all__ + detection.__all__

@@ -29,10 +29,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..measure.timing import eval_mode
-from ..training.files import atomic_output
+from ..modes import eval_mode
+from ..training.card import CARD_KEY, ModelCard
+from ..files import atomic_output
 
-__all__ = ["export_onnx", "count_onnx_ops", "onnx_session", "run_onnx", "check_onnx_matches",
+__all__ = ["export_onnx", "read_onnx_card", "count_onnx_ops", "onnx_session", "run_onnx", "check_onnx_matches",
            "onnxruntime_optimized_ops", "onnx_file_size_mb", "draw_onnx_graph", "fake_quantize_weights", "snr_db"]
 
 PathLike = Union[str, os.PathLike]
@@ -70,20 +71,25 @@ def _load(model_or_path):
             raise OnnxFileError(f"{path!r} is not a valid ONNX model ({type(err).__name__}: "
                                 f"{str(err).strip().splitlines()[0][:100] if str(err).strip() else 'empty'}); "
                                 "export it again with export_onnx(model, path).") from None
+        if not proto.graph.node or not proto.graph.input:
+            raise OnnxFileError(f"{path!r} is not an ONNX model file (no graph nodes or inputs); give a file "
+                                "written by export_onnx / `export` / `quantize`.")
         return proto
     if isinstance(model_or_path, onnx.ModelProto):
         return model_or_path
     raise TypeError(f"expected a path to an .onnx file or an onnx.ModelProto, got {type(model_or_path).__name__}.")
 
 
-def export_onnx(model: nn.Module, path: PathLike, input_size: Sequence[int] = (1, 3, 224, 224), opset: int = 18,
-                dynamic_batch: bool = True, optimize: bool = True) -> Path:
+def export_onnx(model: nn.Module, path: PathLike, input_size: Optional[Sequence[int]] = None, opset: int = 18,
+                dynamic_batch: bool = True, optimize: bool = True, card: Optional[ModelCard] = None) -> Path:
     """Export ``model`` (in eval mode, on any device) to ``path`` as ONNX and check it with ``onnx.checker``.
 
     The graph has one input ``"input"`` of shape ``input_size`` (dimension 0 symbolic, named ``"batch"``,
-    when ``dynamic_batch``) and one output ``"output"``. The model is exported on the CPU in float32; the
-    original ``model`` is not modified. ``optimize=False`` skips the exporter's graph optimizer (which folds
-    Conv+BN pairs). Returns the path.
+    when ``dynamic_batch``) and one output ``"output"``. ``card`` (default: ``model.card`` when the model has one,
+    as every model :func:`repghost_mini.load` or :func:`repghost_mini.train` returns does) goes into the file's
+    ``metadata_props`` and gives the default ``input_size``; a model without a card needs ``input_size``. The
+    model is exported on the CPU in float32; the original ``model`` is not modified. ``optimize=False`` skips the
+    exporter's graph optimizer (which folds Conv+BN pairs). Returns the path.
     """
     _require("onnxscript")
     onnx = _require("onnx")
@@ -94,6 +100,12 @@ def export_onnx(model: nn.Module, path: PathLike, input_size: Sequence[int] = (1
                            "uses batch statistics and dropout is active).")
     if opset < MIN_OPSET:
         raise ValueError(f"opset must be >= {MIN_OPSET} (got {opset}); onnxruntime runs opsets up to 21+.")
+    card = card if card is not None else getattr(model, "card", None)
+    if input_size is None:
+        if card is None:
+            raise ValueError("this model carries no model card, so its input size is unknown; pass "
+                             "input_size=(1, 3, H, W) with the image size it was trained on.")
+        input_size = card.input_size
     input_size = tuple(int(s) for s in input_size)
     if len(input_size) != 4 or min(input_size) < 1:
         raise ValueError(f"input_size must be (N, C, H, W) with positive entries, got {input_size}.")
@@ -117,6 +129,8 @@ def export_onnx(model: nn.Module, path: PathLike, input_size: Sequence[int] = (1
                 raise cause from None
         proto = onnx.load(str(tmp))
         _drop_stack_traces(proto)
+        if card is not None:
+            onnx.helper.set_model_props(proto, {CARD_KEY: card.replace(image_size=input_size[-1]).to_json()})
         onnx.checker.check_model(proto, full_check=True)
         onnx.save(proto, str(tmp))
     return Path(path)
@@ -140,6 +154,12 @@ def _drop_stack_traces(proto) -> None:
         kept = [p for p in node.metadata_props if p.key != STACK_TRACE_KEY]
         del node.metadata_props[:]
         node.metadata_props.extend(kept)
+
+
+def read_onnx_card(model_or_path) -> Optional[ModelCard]:
+    """The :class:`repghost_mini.ModelCard` stored in an ONNX file's ``metadata_props`` (``None`` if it has none)."""
+    props = {p.key: p.value for p in _load(model_or_path).metadata_props}
+    return ModelCard.from_json(props[CARD_KEY]) if CARD_KEY in props else None
 
 
 def count_onnx_ops(model_or_path) -> Dict[str, int]:
@@ -232,13 +252,15 @@ def _check_input_shape(session, shape: Tuple[int, ...]) -> None:
 @torch.no_grad()
 def check_onnx_matches(model: nn.Module, path: PathLike, input_size: Sequence[int] = (1, 3, 224, 224),
                        batch_sizes: Sequence[int] = (1, 3), rtol: float = 1e-4, atol: float = 1e-4,
-                       seed: int = 0) -> float:
+                       seed: int = 0, images: Optional[torch.Tensor] = None) -> float:
     r"""Check that onnxruntime's outputs equal the PyTorch model's on random inputs of several batch sizes.
 
     The model is compared in eval mode (what ONNX holds) and left in the mode it was in: a model in train mode
     keeps its BatchNorm running statistics. "Equal within float32 rounding":
     $|y_{ort} - y_{torch}| \le atol \cdot \max|y_{torch}| + rtol\,|y_{torch}|$ elementwise (the two runtimes sum
-    convolutions in different orders). Raises ``AssertionError`` saying what differs (output shape, e.g. another
+    convolutions in different orders). ``images`` (real, preprocessed images (N, C, H, W)) replaces the random
+    inputs: they are compared one alone and all together. Raises ``AssertionError`` saying what
+    differs (output shape, e.g. another
     ``num_classes``, or the values), :class:`OnnxFileError` when the file cannot take these inputs (a fixed batch
     size, another image size); returns the largest absolute difference seen.
     """
@@ -247,9 +269,11 @@ def check_onnx_matches(model: nn.Module, path: PathLike, input_size: Sequence[in
     device = param.device if param is not None else torch.device("cpu")
     g = torch.Generator().manual_seed(seed)
     worst = 0.0
+    batches = ([images[:1], images] if images is not None else
+               [torch.randn((n, *tuple(input_size)[1:]), generator=g) for n in batch_sizes])
     with eval_mode(model):
-        for n in batch_sizes:
-            x = torch.randn((n, *tuple(input_size)[1:]), generator=g)
+        for x in batches:
+            n = x.shape[0]
             got = run_onnx(session, x)
             expected = model(x.to(device)).float().cpu()
             if got.shape != expected.shape:

@@ -9,15 +9,15 @@ import copy
 import os
 import statistics
 import tempfile
-import time
 import warnings
-from typing import Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
 
 from ..measure.tables import markdown_table
-from ..measure.timing import benchmark, eval_mode, interleaved_rounds, medians
+from ..measure.timing import interleaved_rounds, median_time, medians
+from ..modes import eval_mode
 from ..errors import UserError
 from ..training.registry import MODEL_REGISTRY, available_models, build_named_model
 
@@ -39,11 +39,7 @@ def measure_latency(model: nn.Module, input_size=(1, 3, 224, 224), threads: Opti
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     with eval_mode(model):
-        for _ in range(3):  # warm-up: allocator, oneDNN primitive caches
-            model(x)
-        timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x},
-                                num_threads=threads or torch.get_num_threads())
-        return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
+        return median_time(lambda: model(x), min_run_time, threads=threads) * 1e3
 
 
 def compare_latency(models: Mapping[str, nn.Module], input_size=(1, 3, 224, 224), threads: Optional[int] = None,
@@ -60,7 +56,7 @@ def compare_latency(models: Mapping[str, nn.Module], input_size=(1, 3, 224, 224)
 
 #: Runtimes :func:`benchmark_models` knows. "torch": eager, NCHW; "torch_channels_last": eager with model and
 #: input in channels_last (NHWC) memory; "torch_optimized": :func:`optimize_for_cpu`; "onnxruntime": exported with
-#: :func:`repghost_mini.export_onnx`; "onnxruntime-int8": that file quantized by :func:`repghost_mini.quantize_onnx`
+#: :func:`repghost_mini.export_onnx`; "onnxruntime-int8": that file quantized by :func:`repghost_mini.deploy.quantize_onnx`
 #: (per-channel QDQ, activations calibrated on 64 real CIFAR-10 training images resized to the input size).
 RUNTIMES = ("torch", "torch_channels_last", "torch_optimized", "onnxruntime", "onnxruntime-int8")
 
@@ -87,20 +83,6 @@ def optimize_for_cpu(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 2
             return torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
 
 
-def _ort_times(session, x, rounds_time: float, warmup: int = 3) -> float:
-    """Median seconds of ``session.run`` over repeated calls for about ``rounds_time`` seconds."""
-    feed = {session.get_inputs()[0].name: x}
-    for _ in range(warmup):
-        session.run(None, feed)
-    times: List[float] = []
-    start = time.perf_counter()
-    while len(times) < 5 or time.perf_counter() - start < rounds_time:
-        t0 = time.perf_counter()
-        session.run(None, feed)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def compare_onnxruntime_latency(paths: Mapping[str, str], input_size=(1, 3, 224, 224), threads: int = 1,
                                 rounds: int = 5, min_run_time: float = 0.2) -> Dict[str, float]:
     """Median latency (ms) of ``session.run`` per ONNX file, measured in ``rounds`` interleaved rounds
@@ -109,7 +91,9 @@ def compare_onnxruntime_latency(paths: Mapping[str, str], input_size=(1, 3, 224,
 
     sessions = {name: onnx_session(path, threads=threads) for name, path in paths.items()}
     x = torch.randn(tuple(input_size)).numpy()
-    samples = interleaved_rounds(lambda name: _ort_times(sessions[name], x, min_run_time) * 1e3, list(paths), rounds)
+    feeds = {name: {s.get_inputs()[0].name: x} for name, s in sessions.items()}
+    samples = interleaved_rounds(lambda name: median_time(lambda: sessions[name].run(None, feeds[name]),
+                                                          min_run_time) * 1e3, list(paths), rounds)
     return medians(samples)
 
 
@@ -123,7 +107,8 @@ def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), th
     (A B C A B C ...), each measurement a median over about ``min_run_time`` seconds after a warm-up:
     ``torch.utils.benchmark`` for ``"torch"`` (eager), ``"torch_channels_last"`` (eager, every model and the
     input in channels_last memory format) and ``"torch_optimized"`` (:func:`optimize_for_cpu`),
-    plain repeated ``session.run`` for ``"onnxruntime"`` (export via :func:`repghost_mini.export_onnx`,
+    and for ``"onnxruntime"`` (``session.run``, timed by the same :func:`repghost_mini.measure.timing.median_time`;
+    export via :func:`repghost_mini.export_onnx`,
     into ``workdir`` or a temporary folder). Returns one row per model and setting with keys ``model,
     runtime, batch, threads, median_ms, min_ms, rounds, samples_ms`` (one median per round) and, when
     ``baseline`` names one of ``names``,
@@ -164,7 +149,8 @@ def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), th
 
                     def measure(n: str) -> float:
                         if ort:
-                            return _ort_times(prepared[n], x.numpy(), min_run_time) * 1e3
+                            feed = {prepared[n].get_inputs()[0].name: x.numpy()}
+                            return median_time(lambda: prepared[n].run(None, feed), min_run_time) * 1e3
                         if runtime == "torch":
                             return measure_latency(models[n], size, nthreads, min_run_time)
                         return measure_latency(prepared[n], size, nthreads, min_run_time,
@@ -217,7 +203,7 @@ LATENCY_COLUMNS = {"model": "model", "runtime": "runtime", "batch": "batch", "th
 
 
 def latency_table(rows: Sequence[Mapping]) -> str:
-    """:func:`benchmark_models` rows as a Markdown table (:func:`repghost_mini.markdown_table`); a ``ratio``
+    """:func:`benchmark_models` rows as a Markdown table (:func:`repghost_mini.measure.markdown_table`); a ``ratio``
     column when every row has one."""
     columns = dict(LATENCY_COLUMNS, **({"ratio": "ratio"} if rows and all("ratio" in r for r in rows) else {}))
     return markdown_table(rows, columns)

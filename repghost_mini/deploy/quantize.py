@@ -31,8 +31,9 @@ import torch
 from torch import Tensor, nn
 
 from ..training.data import DataBundle, InMemoryImages, eval_transforms
-from ..training.files import atomic_output
-from .export import _load, export_onnx, onnx_session
+from ..files import atomic_output
+from ..training.card import CARD_KEY
+from .export import _load, export_onnx, onnx_session, read_onnx_card, run_onnx
 
 __all__ = ["CALIBRATION_METHODS", "WEIGHT_TYPES", "cpu_int8_kind", "default_weight_type", "ImageCalibrationReader",
            "calibration_images", "quantize_onnx", "quantize_model", "onnx_input_shape", "check_onnx_input", "OnnxModel", "evaluate_onnx",
@@ -156,24 +157,9 @@ class ImageCalibrationReader:
 # ----------------------------------------------------------------------------------------------------------------
 # Reading and checking ONNX files
 # ----------------------------------------------------------------------------------------------------------------
-def _read_onnx(path: PathLike):
-    """The ``onnx.ModelProto`` in ``path``, or one-sentence errors for a missing or non-ONNX file."""
-    try:
-        proto = _load(path)
-    except (FileNotFoundError, TypeError, ImportError):
-        raise
-    except Exception as err:  # protobuf DecodeError and friends
-        raise ValueError(f"{os.fspath(path)!r} is not an ONNX model file ({type(err).__name__}); give a file "
-                         "written by export_onnx / `quantize`.") from None
-    if not proto.graph.node or not proto.graph.input:
-        raise ValueError(f"{os.fspath(path)!r} is not an ONNX model file (no graph nodes or inputs); give a file "
-                         "written by export_onnx / `quantize`.")
-    return proto
-
-
 def onnx_input_shape(path: PathLike) -> Tuple[Optional[int], ...]:
     """Shape of the first graph input of an ONNX file; a symbolic dimension (e.g. the batch) is ``None``."""
-    proto = _read_onnx(path)
+    proto = _load(path)
     weights = {init.name for init in proto.graph.initializer}
     first = next(i for i in proto.graph.input if i.name not in weights)
     return tuple(d.dim_value if d.HasField("dim_value") else None for d in first.type.tensor_type.shape.dim)
@@ -192,7 +178,7 @@ def check_onnx_input(path: PathLike, image_size: int, channels: int = 3) -> None
 def quantized_op_counts(path: PathLike) -> Dict[str, int]:
     """How many ``QuantizeLinear``, ``DequantizeLinear`` and ``QLinear*`` nodes an ONNX file holds (all 0 for an
     fp32 file)."""
-    ops = [n.op_type for n in _read_onnx(path).graph.node]
+    ops = [n.op_type for n in _load(path).graph.node]
     return {"QuantizeLinear": ops.count("QuantizeLinear"), "DequantizeLinear": ops.count("DequantizeLinear"),
             "QLinear*": sum(op.startswith("QLinear") for op in ops)}
 
@@ -214,7 +200,7 @@ def quantize_onnx(fp32_path: PathLike, out_path: PathLike, calibration: Union[Te
     Activations: unsigned INT8 with ranges calibrated on ``calibration`` (real images, a tensor (N, 3, H, W)
     or an :class:`ImageCalibrationReader`) by ``method`` (:data:`CALIBRATION_METHODS`). The graph is first
     pre-processed (shape inference and onnxruntime's graph optimizations, as onnxruntime recommends). The
-    file appears only when complete (:func:`repghost_mini.training.files.atomic_output`). Returns ``out_path``.
+    file appears only when complete (:func:`repghost_mini.files.atomic_output`). Returns ``out_path``.
     """
     try:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -238,7 +224,7 @@ def quantize_onnx(fp32_path: PathLike, out_path: PathLike, calibration: Union[Te
         raise ValueError(f"unknown weight type {weights!r}; choose one of {list(WEIGHT_TYPES)} or 'auto'.")
     out_path = Path(out_path)
     reader.rewind()
-    # out_path appears only complete (training/files.atomic_output); the pre-processed graph is a scratch file
+    # out_path appears only complete (files.atomic_output); the pre-processed graph is a scratch file
     with tempfile.TemporaryDirectory() as tmp, atomic_output(out_path) as partial:
         pre = os.path.join(tmp, "preprocessed.onnx")
         with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print progress lines
@@ -247,6 +233,13 @@ def quantize_onnx(fp32_path: PathLike, out_path: PathLike, calibration: Union[Te
                             activation_type=QuantType.QUInt8,
                             weight_type=QuantType.QUInt8 if weights == "uint8" else QuantType.QInt8,
                             reduce_range=weights == "int8-7bit", calibrate_method=methods[method])
+        card = read_onnx_card(fp32_path)
+        if card is not None:  # the INT8 file describes itself like its fp32 original
+            import onnx
+
+            proto = onnx.load(os.fspath(partial))
+            onnx.helper.set_model_props(proto, {CARD_KEY: card.to_json()})
+            onnx.save(proto, os.fspath(partial))
     return out_path
 
 
@@ -270,7 +263,7 @@ def quantize_model(model: nn.Module, out_path: PathLike, calibration: Tensor, pe
 # ----------------------------------------------------------------------------------------------------------------
 class OnnxModel(nn.Module):
     """An ONNX classifier (float or INT8) behind the ``nn.Module`` interface, run by onnxruntime on the CPU
-    (``optimization``: the graph optimization level of :func:`repghost_mini.onnx_session`).
+    (``optimization``: the graph optimization level of :func:`repghost_mini.deploy.onnx_session`).
 
     ``OnnxModel(path)(x)`` returns the logits for a float batch ``x`` (N, 3, H, W) as a CPU tensor, so
     :func:`repghost_mini.evaluate` scores an ONNX file exactly like a checkpoint. It has no parameters.
@@ -282,12 +275,10 @@ class OnnxModel(nn.Module):
         shape = onnx_input_shape(path)
         self.input_shape = shape
         self.session = onnx_session(path, threads=threads, optimization=optimization)
-        self.input_name = self.session.get_inputs()[0].name
         self.num_classes = self.session.get_outputs()[0].shape[-1]
 
     def forward(self, x: Tensor) -> Tensor:
-        feed = {self.input_name: x.detach().to("cpu", torch.float32).contiguous().numpy()}
-        return torch.from_numpy(np.asarray(self.session.run(None, feed)[0]))
+        return run_onnx(self.session, x)
 
 
 def evaluate_onnx(path: PathLike, loader, image_size: int, threads: int = 1) -> Dict:

@@ -12,6 +12,8 @@ add reads both operands as single contiguous blocks.
   ``torch.cat`` calls against ``add(x1, x2)`` on the concatenation's own operands (Sec. 3.3's add of the two
   halves) and against adds of two tensors of the concatenated output's shape; :data:`BYTES_MODEL` gives what a
   bandwidth-bound machine would predict for each reading (cat/add = 4/3 and 2/3).
+* :func:`concat_vs_add_rounds` is the same measurement with one sample per round, for
+  :func:`repghost_mini.measure.compare` (may a sentence say that cat costs more?).
 * :func:`operator_times` is Fig. 2: the absolute time of each operator in a whole forward pass, from
   ``torch.profiler`` (:func:`operator_time_shares`: the same as shares); :func:`replace_concat_with_add` makes
   the GhostNet whose concatenations are adds.
@@ -30,12 +32,14 @@ import torch
 from torch import Tensor, nn
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from .timing import benchmark, eval_mode, interleaved_rounds, medians  # torch.utils.benchmark, imported quietly
+from ..modes import eval_mode
+from .timing import benchmark, interleaved_rounds, medians  # torch.utils.benchmark, imported quietly
 from ..core.modules import GhostAddModule, GhostModule, check_input
 
 __all__ = [
     "ghostnet_concat_shapes",
     "time_concat_vs_add",
+    "concat_vs_add_rounds",
     "replace_concat_with_add",
     "ReuseByAddModule",
     "operator_time_shares",
@@ -129,6 +133,30 @@ def _make_operands(pairs: Sequence[Tuple[Shape, Shape]], batch_size: int, channe
     return cat_inputs, add_inputs
 
 
+def _concat_add_timers(pairs, batch_size, channels_last, min_run_time, rounds, threads, device, dtype):
+    """The three warmed-up ``torch.utils.benchmark`` timers (cat, add of its operands, add of output-shaped
+    tensors) over all ``pairs``, after checking the arguments."""
+    if not pairs:
+        raise ValueError("pairs is empty: pass the shapes from ghostnet_concat_shapes().")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    if min_run_time <= 0 or rounds < 1:
+        raise ValueError(f"min_run_time must be > 0 and rounds >= 1, got {min_run_time!r} and {rounds!r}.")
+    cat_inputs, add_inputs = _make_operands(pairs, batch_size, channels_last, device, dtype)
+    stmts = {
+        "cat": "for a, b in cat_inputs: torch.cat((a, b), dim=1)",
+        "add_operands": "for a, b in cat_inputs: torch.add(a, b)",
+        "add_output": "for a, b in add_inputs: torch.add(a, b)",
+    }
+    env = {"torch": torch, "cat_inputs": cat_inputs, "add_inputs": add_inputs}
+    num_threads = threads or torch.get_num_threads()
+    timers = {name: benchmark.Timer(stmt=stmt, globals=env, num_threads=num_threads) for name, stmt in stmts.items()}
+    with torch.inference_mode():
+        for timer in timers.values():  # warm-up: allocator caches
+            timer.timeit(2)
+    return timers
+
+
 def time_concat_vs_add(pairs: Sequence[Tuple[Shape, Shape]], batch_size: int = 1, channels_last: bool = False,
                        min_run_time: float = 0.2, rounds: int = 5, threads: Optional[int] = None,
                        device: Union[str, torch.device] = "cpu",
@@ -151,27 +179,30 @@ def time_concat_vs_add(pairs: Sequence[Tuple[Shape, Shape]], batch_size: int = 1
     runs. ``threads`` (default: torch's current setting) is the number of CPU threads during timing; the paper
     timed single-threaded (MNN, Sec. 4). ``device``/``dtype`` place the operands.
     """
-    if not pairs:
-        raise ValueError("pairs is empty: pass the shapes from ghostnet_concat_shapes().")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    if min_run_time <= 0 or rounds < 1:
-        raise ValueError(f"min_run_time must be > 0 and rounds >= 1, got {min_run_time!r} and {rounds!r}.")
-    cat_inputs, add_inputs = _make_operands(pairs, batch_size, channels_last, device, dtype)
-    stmts = {
-        "cat": "for a, b in cat_inputs: torch.cat((a, b), dim=1)",
-        "add_operands": "for a, b in cat_inputs: torch.add(a, b)",
-        "add_output": "for a, b in add_inputs: torch.add(a, b)",
-    }
-    env = {"torch": torch, "cat_inputs": cat_inputs, "add_inputs": add_inputs}
-    num_threads = threads or torch.get_num_threads()
-    timers = {name: benchmark.Timer(stmt=stmt, globals=env, num_threads=num_threads) for name, stmt in stmts.items()}
+    timers = _concat_add_timers(pairs, batch_size, channels_last, min_run_time, rounds, threads, device, dtype)
     with torch.inference_mode():
-        for timer in timers.values():  # warm-up: allocator caches
-            timer.timeit(2)
         times = interleaved_rounds(lambda name: timers[name].blocked_autorange(min_run_time=min_run_time / rounds)
                                    .times, list(timers), rounds)
     return {name: ms * 1e3 for name, ms in medians(times).items()}
+
+
+def concat_vs_add_rounds(pairs: Sequence[Tuple[Shape, Shape]], batch_size: int = 1, channels_last: bool = False,
+                         min_run_time: float = 0.2, rounds: int = 10, threads: Optional[int] = None,
+                         device: Union[str, torch.device] = "cpu",
+                         dtype: torch.dtype = torch.float32) -> Dict[str, List[float]]:
+    r"""The measurement of :func:`time_concat_vs_add`, one number per round: ``{name: [ms of round 1, ...]}``.
+
+    Same statements (``"cat"``, ``"add_operands"``, ``"add_output"``), operands, warm-up and interleaving as
+    :func:`time_concat_vs_add`; each round's value is the median of that round's ``torch.utils.benchmark`` blocks
+    (accumulated ms of all ``pairs``). These per-round samples are what :func:`repghost_mini.measure.compare` needs
+    to say whether cat costs more than an add, or that this run cannot rank them; a ratio of two names *in the
+    same round* (``cat[i] / add[i]``) cancels the load of that round.
+    """
+    timers = _concat_add_timers(pairs, batch_size, channels_last, min_run_time, rounds, threads, device, dtype)
+    with torch.inference_mode():
+        samples = interleaved_rounds(lambda name: timers[name].blocked_autorange(min_run_time=min_run_time / rounds)
+                                     .median * 1e3, list(timers), rounds)
+    return samples
 
 
 class ReuseByAddModule(GhostAddModule):

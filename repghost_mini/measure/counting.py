@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .timing import eval_mode
+from ..modes import eval_mode
 
 __all__ = ["count_params", "count_macs", "PAPER_TABLE3"]
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..core.bottlenecks import GhostBottleneck, RepGhostBottleneck
-from .timing import eval_mode
+from ..modes import eval_mode
 
 __all__ = ["LayerRow", "layer_table", "format_layer_table", "BottleneckChannels", "bottleneck_channels"]
 

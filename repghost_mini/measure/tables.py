@@ -21,7 +21,7 @@ def markdown_table(rows: Sequence[Union[Mapping[str, Any], Sequence[Any]]], colu
                    align: Optional[str] = None) -> str:
     """A GitHub Markdown table.
 
-    ``rows`` are dicts (e.g. :func:`repghost_mini.benchmark_models` rows) or sequences of cells. For dicts,
+    ``rows`` are dicts (e.g. :func:`repghost_mini.deploy.benchmark_models` rows) or sequences of cells. For dicts,
     ``columns`` picks the keys to show (a ``{key: title}`` mapping renames them; default: every key whose value
     is not a list, titles with ``_ms`` -> `` ms``); for sequences it is the header. Floats print with two
     decimals (format them yourself for anything else). ``align`` is the separator row without its first

@@ -1,20 +1,19 @@
-"""Timing: the one interleaved-rounds primitive every latency measurement uses, and the "eval mode, then restore"
-context manager every measurement runs a model under.
+"""Timing: the two primitives every latency in the package is measured with -- :func:`median_time` (one callable,
+``torch.utils.benchmark``) and :func:`interleaved_rounds` (several names, round after round).
 
 On a shared machine the load drifts while you measure. Measuring A, then B, then C in separate blocks lets the
 drift land on one of them; :func:`interleaved_rounds` measures A B C, A B C, ... so every round sees the same
 load, and :func:`medians` summarizes each name by the median over rounds (robust to a round that hit a
 neighbour's burst). Ratios of two names in the *same round* cancel the drift further (see
-:func:`repghost_mini.paired_ratios`).
+:func:`repghost_mini.deploy.paired_ratios`).
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import statistics
-from typing import Callable, Dict, Iterable, Iterator, List, Sequence, Union
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Union
 
-from torch import nn
+import torch
 
 # Importing torch.utils.benchmark logs a "No CUDA runtime is found" warning (with a timestamp) on CPU machines
 # that have a CUDA toolkit installed; it is noise for latency measurement, so it is muted for this import only.
@@ -26,7 +25,7 @@ try:
 finally:
     _cpp_log.setLevel(_cpp_level)
 
-__all__ = ["interleaved_rounds", "medians", "eval_mode"]
+__all__ = ["interleaved_rounds", "medians", "median_time"]
 
 
 def interleaved_rounds(measure: Callable[[str], Union[float, Iterable[float]]], names: Sequence[str],
@@ -51,17 +50,12 @@ def medians(samples: Dict[str, List[float]]) -> Dict[str, float]:
     return {name: float(statistics.median(values)) for name, values in samples.items()}
 
 
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Run the block with ``model`` in eval mode, then put back the mode it had (also after an exception).
-
-    Frozen TorchScript modules have no train/eval mode and pass through unchanged.
-    """
-    was_training = getattr(model, "training", False)
-    if was_training:
-        model.eval()
-    try:
-        yield model
-    finally:
-        if was_training:
-            model.train(True)
+def median_time(fn: Callable[[], object], min_run_time: float = 0.2, warmup: int = 3,
+                threads: Optional[int] = None) -> float:
+    """Median seconds of one call of ``fn()``: ``warmup`` calls first (allocator, oneDNN / onnxruntime caches), then
+    ``torch.utils.benchmark.Timer.blocked_autorange`` for about ``min_run_time`` seconds. ``threads``: torch's
+    intra-op threads during the measurement (default: the current setting; other runtimes set their own)."""
+    for _ in range(warmup):
+        fn()
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads or torch.get_num_threads())
+    return timer.blocked_autorange(min_run_time=min_run_time).median

@@ -1,7 +1,9 @@
-"""Teaching aids for the notebooks: Fig. 3 / memory-layout diagrams, exercise checkers and the guided tour."""
-from . import diagrams, exercises, tour
+"""Teaching aids for the notebooks: Fig. 3 / memory-layout diagrams, exercise checkers, the guided tour, and the
+run stamp / one-run execution of all notebooks."""
+from . import diagrams, exercises, runs, tour
 from .diagrams import *  # noqa: F401,F403
 from .exercises import *  # noqa: F401,F403
+from .runs import *  # noqa: F401,F403
 from .tour import *  # noqa: F401,F403
 
-__all__ = diagrams.__all__ + exercises.__all__ + tour.__all__
+__all__ = diagrams.__all__ + exercises.__all__ + runs.__all__ + tour.__all__

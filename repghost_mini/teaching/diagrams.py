@@ -49,7 +49,7 @@ class ModuleStructure:
 
 
 def module_structure(module: nn.Module) -> ModuleStructure:
-    """The Fig. 3 structure of a module of :data:`repghost_mini.MODULE_VARIANTS`, read from its layers."""
+    """The Fig. 3 structure of a module of :data:`repghost_mini.core.MODULE_VARIANTS`, read from its layers."""
     if isinstance(module, GhostModule):  # a: x1 -> dconv -> [ReLU] -> cat(x1, .)
         dw = module.cheap_operation[0]
         return ModuleStructure(dw.kernel_size[0], True, isinstance(module.cheap_operation[2], nn.ReLU),
@@ -65,7 +65,7 @@ def module_structure(module: nn.Module) -> ModuleStructure:
     if isinstance(module, RepGhostInferenceModule):  # e: ReLU(conv*(x1))
         return ModuleStructure(module.dw_size, False, False, [], None, isinstance(module.relu, nn.ReLU))
     raise TypeError(f"module_structure knows the Fig. 3 modules {sorted(MODULE_VARIANTS)}, got "
-                    f"{type(module).__name__}; build one with repghost_mini.build_module().")
+                    f"{type(module).__name__}; build one with repghost_mini.core.build_module().")
 
 
 def _box(ax, x: float, y: float, text: str, color: str, width: float = 0.9, height: float = 0.42) -> None:

@@ -6,7 +6,7 @@ exactly equal, equal up to rounding, and how far apart they are.
 The checkers (:func:`check_fold_bn`, :func:`check_identity_kernel`, :func:`check_pad_kernel`,
 :func:`check_repghost_module_params`) call a learner's function on several cases (float64 and float32,
 convs with and without bias, groups > 1, BatchNorms with randomized statistics) and compare with the
-library's own :mod:`repghost_mini.fusion` functions. Their contract:
+library's own :mod:`repghost_mini.core.fusion` functions. Their contract:
 
 * correct function -> prints ``"<name>: all N cases pass"`` and returns ``True``;
 * the function raises ``NotImplementedError`` (an exercise stub) -> prints ``"<name>: not attempted yet"``
@@ -22,6 +22,7 @@ $k\times k$ depthwise kernel and a bias, then the branches are added (Eq. 2).
 from __future__ import annotations
 
 import copy
+import math
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
@@ -35,7 +36,8 @@ from ..core.reparam import randomize_bn_stats_
 
 __all__ = ["compare", "check_fold_bn", "check_identity_kernel", "check_pad_kernel",
            "check_repghost_module_params", "check_answer", "numeric_hint",
-           "check_fuse_module_d", "check_choice", "check_feature_shapes"]
+           "check_fuse_module_d", "check_choice", "check_feature_shapes", "answer_digest", "check_hidden_choice",
+           "check_bytes_moved"]
 
 #: Tolerances used by the checkers (and by :func:`compare` by default), per dtype: (rtol, atol).
 TOLERANCES = {torch.float64: (1e-10, 1e-12), torch.float32: (1e-5, 1e-6), torch.float16: (1e-3, 1e-4),
@@ -233,7 +235,7 @@ def check_fold_bn(fn: Callable) -> bool:
 
 # ---------------------------------------------------------------------------------------- identity_kernel
 def check_identity_kernel(fn: Callable) -> bool:
-    """Check ``fn(channels, kernel_size, dtype=...) -> (C, 1, k, k)`` against :func:`repghost_mini.identity_kernel`.
+    """Check ``fn(channels, kernel_size, dtype=...) -> (C, 1, k, k)`` against :func:`repghost_mini.core.identity_kernel`.
 
     Also checks the lesson itself: a depthwise conv (``groups=C``, ``padding=k // 2``) with the kernel returns
     its input. Cases: k = 1, 3, 5, 7, float32 and float64. Contract as in the module docstring.
@@ -275,7 +277,7 @@ def check_identity_kernel(fn: Callable) -> bool:
 
 # --------------------------------------------------------------------------------------------- pad_kernel
 def check_pad_kernel(fn: Callable) -> bool:
-    """Check ``fn(kernel, kernel_size) -> padded kernel`` against :func:`repghost_mini.pad_kernel`.
+    """Check ``fn(kernel, kernel_size) -> padded kernel`` against :func:`repghost_mini.core.pad_kernel`.
 
     The small kernel must sit at the centre, surrounded by zeros, so that a conv with padding
     ``kernel_size // 2`` equals the small conv with padding ``k0 // 2``. Cases: 1x1 -> 3x3 (dense and depthwise),
@@ -511,6 +513,59 @@ def check_choice(question: str, got: Optional[str], correct: str, why_not: dict)
         raise AssertionError(f"{question}: not ({got}) -- {why_not[got]}")
     print(f"{question}: correct")
     return True
+
+
+def answer_digest(question: str, letter: str) -> str:
+    """A short fingerprint of the right ``letter`` of ``question`` (first 12 hex digits of a SHA-256), for
+    :func:`check_hidden_choice`: a notebook can then check a multiple-choice answer without writing the letter."""
+    import hashlib
+
+    return hashlib.sha256(f"{question}|{letter.strip().lower()}".encode()).hexdigest()[:12]
+
+
+def check_hidden_choice(question: str, got: Optional[str], digest: str, why_not: dict) -> bool:
+    """:func:`check_choice` whose right letter is not written in the exercise cell: ``digest`` is
+    :func:`answer_digest` of it, and ``why_not`` holds a reason for *every* option (the right one's is never
+    shown), so neither the cell nor the list of reasons gives the answer away."""
+    if got is None:
+        print(f"{question}: not attempted yet -- replace None with one of {', '.join(sorted(why_not))} and re-run.")
+        return False
+    options = sorted(why_not)
+    if not isinstance(got, str) or got.strip().lower() not in options:
+        raise AssertionError(f"{question}: answer with one of {', '.join(options)} (a string), got {got!r}.")
+    got = got.strip().lower()
+    if answer_digest(question, got) != digest:
+        raise AssertionError(f"{question}: not ({got}) -- {why_not[got]}")
+    print(f"{question}: correct")
+    return True
+
+
+def check_bytes_moved(pairs, batch_size: int, cat=None, add_operands=None, add_output=None,
+                      bytes_per_number: int = 4) -> bool:
+    r"""Check the bytes read plus written by all ``pairs``' concatenations and adds at ``batch_size`` (notebook 01).
+
+    ``pairs`` are ``(shape_x1, shape_x2)`` as from :func:`repghost_mini.measure.ghostnet_concat_shapes` (batch
+    dimension replaced by ``batch_size``). The expected totals are counted from the tensors each statement of
+    :func:`repghost_mini.measure.time_concat_vs_add` reads and writes, never printed: ``cat`` (``torch.cat`` of
+    x1, x2), ``add_operands`` (``x1 + x2``) and ``add_output`` (an add of two tensors of the concatenated shape).
+    Each answer goes through :func:`check_answer` (hints such as "4x too large"). Returns True when all three
+    are right; ``None`` answers count as not attempted.
+    """
+    def numbers(shape):
+        return batch_size * math.prod(shape[1:])
+
+    expected = {"cat": 0, "add_operands": 0, "add_output": 0}
+    for s1, s2 in pairs:
+        x1, x2 = numbers(s1), numbers(s2)
+        out = x1 + x2
+        expected["cat"] += x1 + x2 + out                   # read both inputs, write the output
+        expected["add_operands"] += x1 + x2 + x1           # read both inputs, write one of their shape
+        expected["add_output"] += 2 * out + out            # read two output-shaped tensors, write one
+    got = {"cat": cat, "add_operands": add_operands, "add_output": add_output}
+    labels = {"cat": "cat bytes", "add_operands": "add(x1, x2) bytes", "add_output": "output-shape add bytes"}
+    results = [check_answer(f"bytes moved at batch {batch_size}, {labels[k]}", got[k], bytes_per_number * v)
+               for k, v in expected.items()]
+    return all(results)
 
 
 def check_feature_shapes(fn: Callable) -> bool:

@@ -1,7 +1,7 @@
 r"""The guided tour: the paper's whole story in a few minutes on real CIFAR-10 images (``python -m repghost_mini tour``).
 
 1. **Concat vs add** (Sec. 3.1, Table 1): the 32 concatenations of GhostNet 1.0x against the add of the same
-   operands and an add of the output's shape (:func:`repghost_mini.concat_cost.time_concat_vs_add`); the report's
+   operands and an add of the output's shape (:func:`repghost_mini.measure.concat_cost.time_concat_vs_add`); the report's
    heading says which was cheaper *in this run*.
 2. **a -> e** (Sec. 3.2, Fig. 3, Eq. 2): modules c and d (every branch set of Table 6) fused into module e, with
    randomized BatchNorm statistics, and the largest output difference.
@@ -94,7 +94,7 @@ def tour_dataset(data: Optional[PathLike] = None, download: bool = True, log: Ca
     (its first :data:`FULL_CIFAR_LIMITS` images per class).
 
     Looked for in ``data`` (if given, only there), ``$REPGHOST_MINI_DATA`` and ``./data``
-    (:func:`repghost_mini.data.load_dataset`); full CIFAR-10 is downloaded into ``./data`` (or ``data``) when it
+    (:func:`repghost_mini.training.data.load_dataset`); full CIFAR-10 is downloaded into ``./data`` (or ``data``) when it
     is not found and ``download`` is true. When nothing is found the error lists every place looked at.
     """
     from ..training.data import load_dataset

@@ -35,7 +35,9 @@ from torch import nn
 
 from ..core.reparam import count_batchnorms, reparameterize
 from ..errors import UserError
-from .files import atomic_output
+from .card import ModelCard, ModelOptions
+from .data import NORMALIZATION
+from ..files import atomic_output
 from .registry import build_model, fuse_model
 
 __all__ = ["read_state_dict", "load_checkpoint", "save_atomic", "save_checkpoint", "read_checkpoint", "Checkpoint",
@@ -49,7 +51,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 
 def save_atomic(obj: Any, path: Union[str, os.PathLike]) -> Path:
-    """``torch.save`` through :func:`repghost_mini.training.files.atomic_output` (temporary file, then rename): a
+    """``torch.save`` through :func:`repghost_mini.files.atomic_output` (temporary file, then rename): a
     crash never leaves half a file, a full disk leaves the previous file, the mode is the usual one (0o666 minus
     the umask)."""
     buffer = io.BytesIO()  # serialize first: a full disk then fails in a plain write, as one OSError sentence,
@@ -78,12 +80,13 @@ def save_checkpoint(path: Union[str, os.PathLike], model: nn.Module, model_name:
                     run_config: Optional[Mapping[str, Any]] = None, fused: Optional[bool] = None,
                     class_names: Optional[List[str]] = None, image_size: Optional[int] = None,
                     ema_model: Optional[nn.Module] = None, dtype: Optional[torch.dtype] = None,
-                    num_classes: Optional[int] = None, **extra: Any) -> Path:
+                    num_classes: Optional[int] = None, card: Optional[ModelCard] = None, **extra: Any) -> Path:
     """Write ``model`` (and ``ema_model``'s weights) in our checkpoint format, atomically; returns the path.
 
     ``model_name`` is the registry name the model was built from; ``fused`` defaults to "holds no BatchNorm";
     ``dtype`` stores floating-point weights in that type (e.g. ``torch.float16`` for shipped weights);
-    ``extra`` holds the training state (epoch, optimizer, ...) or notes (test accuracy, source file).
+    ``card`` (:class:`repghost_mini.ModelCard`) is stored under ``"card"``; ``extra`` holds the training state
+    (epoch, optimizer, ...) or notes (source file).
     """
     def weights(m: Optional[nn.Module]) -> Optional[Dict[str, torch.Tensor]]:
         if m is None:
@@ -98,7 +101,8 @@ def save_checkpoint(path: Union[str, os.PathLike], model: nn.Module, model_name:
             "fused": count_batchnorms(model) == 0 if fused is None else bool(fused),
             "num_classes": None if num_classes is None else int(num_classes),
             "config": dict(run_config) if run_config is not None else None, "class_names": class_names,
-            "image_size": image_size, "state_dict": weights(model), "state_dict_ema": weights(ema_model), **extra}
+            "image_size": image_size, "state_dict": weights(model), "state_dict_ema": weights(ema_model),
+            "card": card.to_dict() if card is not None else None, **extra}
     return save_atomic(ckpt, path)
 
 
@@ -122,8 +126,34 @@ class Checkpoint:
 
     @property
     def kept_weights(self) -> str:
-        """``"ema"`` or ``"raw"``: the weights the run kept (the better of the two on its test split)."""
-        return "ema" if self.has_ema and self.raw.get("weights", "ema") == "ema" else "raw"
+        """``"ema"`` or ``"raw"``: the weights the run kept (the better of the two on its held-out slice); a file
+        with one set of weights (a fused checkpoint) says which it holds."""
+        stored = self.raw.get("weights")
+        if self.has_ema:
+            return "raw" if stored == "raw" else "ema"
+        return "ema" if stored == "ema" else "raw"
+
+    @property
+    def card(self) -> ModelCard:
+        """The model card stored with the weights; for a checkpoint written before cards existed, the one its
+        fields imply (normalization from its data set's name; one sentence when its input size is unknown)."""
+        if isinstance(self.raw.get("card"), Mapping):
+            return ModelCard.from_dict(self.raw["card"]).replace(fused=self.fused)
+        run = self.run_config or {}
+        dataset = run.get("dataset")
+        if self.image_size is None:
+            raise UserError(f"{str(self.path)!r} is an older checkpoint that does not record its input size; "
+                            "retrain it, or load it with repghost_mini.load_checkpoint(model, path) into a model "
+                            "you build and export with an explicit input_size.")
+        family = "imagenet" if dataset and ("imagenet" in dataset or dataset == "imagefolder") else "cifar10"
+        mean, std = NORMALIZATION[family]
+        options = {k: v for k, v in self.model_options.items() if k in ModelOptions.names()}
+        extra = {k: v for k, v in self.model_options.items() if k not in ModelOptions.names()}
+        if options.get("branches") is not None:
+            options["branches"] = tuple(options["branches"])
+        return ModelCard(ModelOptions(model=self.model_name, **options, model_kwargs=extra), self.num_classes,
+                         int(self.image_size), mean, std, self.class_names, dataset, self.fused,
+                         weights=self.kept_weights)
 
     def state_dict(self, use_ema: Optional[bool] = None) -> Dict[str, torch.Tensor]:
         """The stored weights: the EMA weights when present and ``use_ema``, else the raw ones; ``None``: the
@@ -142,6 +172,10 @@ class Checkpoint:
                              for k, v in self.state_dict(use_ema).items()})
         ema = self.kept_weights == "ema" if use_ema is None else bool(use_ema) and self.has_ema
         model.weights = "ema" if ema else "raw"
+        if self.image_size is not None or isinstance(self.raw.get("card"), Mapping):
+            card = self.card
+            model.card = card if card.weights == model.weights else card.replace(weights=model.weights, top1=None,
+                                                                                 top1_split=None)
         return model.eval()
 
 
@@ -245,7 +279,7 @@ def _check_same_config(model: nn.Module, source: Mapping[str, Any]) -> None:
               if k in built and k != "dropout" and _norm(stored[k]) != _norm(built[k])]
     if differ:
         raise UserError("the checkpoint was saved from a differently built model (" + "; ".join(differ) +
-                        "); build the model with the same options or use repghost_mini.load_trained(path).")
+                        "); build the model with the same options or use repghost_mini.training.load_trained(path).")
 
 
 def _norm(value: Any) -> Any:

@@ -28,16 +28,19 @@ dataset (after the per-class limits) decodes, else the error names the file. Pro
 Small datasets (CIFAR-10 from an .npz or the torchvision batches) are held in memory as one uint8 tensor and
 augmented a whole batch at a time (:class:`BatchAugment`), so the data never waits on per-image Python code.
 Folder datasets use a :class:`torch.utils.data.DataLoader` with ``torchvision.transforms.v2`` per image.
+:func:`holdout_split` sets a stratified, seeded part of the training split aside (a validation split, evaluated
+by :func:`eval_loader` exactly as the test split is).
 """
 from __future__ import annotations
 
 import copy
 import io
 import math
+import numbers
 import os
 import pickle
 import tarfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -50,7 +53,7 @@ __all__ = [
     "DATASET_NAMES", "NORMALIZATION", "CIFAR10_CLASSES", "CIFAR10_SUBSET_ROWS", "DataBundle", "DataError",
     "InMemoryImages", "BatchAugment", "InMemoryLoader", "load_dataset", "load_npz", "make_loaders",
     "train_transforms", "eval_transforms", "data_roots", "default_data_dir", "denormalize", "default_workers",
-    "first_classes", "ClassSlice",
+    "first_classes", "ClassSlice", "holdout_split", "eval_loader",
 ]
 
 DATASET_NAMES: Tuple[str, ...] = ("cifar10", "cifar10-subset", "npz", "imagenette", "imagenet-subset",
@@ -125,6 +128,110 @@ class DataBundle:
     def __repr__(self) -> str:
         return (f"DataBundle({self.name!r}: {len(self.train)} train / {len(self.test)} test images, "
                 f"{self.num_classes} classes, {self.image_size}px, from {self.source})")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Wrapped datasets: Subset and ClassSlice, seen through in one place
+# ----------------------------------------------------------------------------------------------------------------
+class ClassSlice(Dataset):
+    """The images of ``dataset`` whose label is in ``classes``, relabelled ``0..len(classes) - 1`` in that order;
+    ``targets`` holds the new labels (so per-class code works as with an ImageFolder)."""
+
+    def __init__(self, dataset: Dataset, classes: Sequence[int]) -> None:
+        new_label = {int(c): i for i, c in enumerate(classes)}
+        labels = _labels_of(dataset)
+        self.dataset = dataset
+        self.indices = [i for i, y in enumerate(labels) if y in new_label]
+        self.targets = [new_label[labels[i]] for i in self.indices]
+        self._new_label = new_label
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int):
+        x, y = self.dataset[self.indices[index]]
+        return x, self._new_label[int(y)]
+
+
+def _chain(ds: Dataset) -> List[Dataset]:
+    """``ds`` and the datasets under it, outermost first: ``[ds, ds.dataset, ..., base]`` through any stack of
+    :class:`~torch.utils.data.Subset` and :class:`ClassSlice` (just ``[ds]`` for an unwrapped dataset)."""
+    chain = [ds]
+    while isinstance(chain[-1], (Subset, ClassSlice)):
+        chain.append(chain[-1].dataset)
+    return chain
+
+
+def _base_labels(base: Dataset) -> List[int]:
+    """The labels of an unwrapped dataset, read without loading images."""
+    if isinstance(base, InMemoryImages):
+        return base.labels.tolist()
+    labels = getattr(base, "targets", None)
+    if labels is None and getattr(base, "samples", None) is not None:
+        labels = [y for _, y in base.samples]
+    if labels is None:
+        raise ValueError(f"cannot read the labels of a {type(base).__name__} without loading every image; give it "
+                         "a `targets` list of class indices (as an ImageFolder has).")
+    return [int(y) for y in labels]
+
+
+def _unwrap(ds: Dataset) -> Tuple[Dataset, List[int], List[int]]:
+    """``(base, indices, labels)``: the dataset under all wrappers of ``ds`` (:func:`_chain`), the base index of
+    every item of ``ds``, and every item's label as ``ds`` yields it (relabelled by a :class:`ClassSlice`). The one
+    place that knows how the wrappers map items and labels; every other function goes through it."""
+    chain = _chain(ds)
+    base = chain[-1]
+    indices, labels = list(range(len(base))), _base_labels(base)
+    for wrapper in reversed(chain[:-1]):
+        indices = [indices[i] for i in wrapper.indices]
+        labels = [labels[i] for i in wrapper.indices]
+        if isinstance(wrapper, ClassSlice):
+            labels = [wrapper._new_label[y] for y in labels]
+    return base, indices, labels
+
+
+def _labels_of(ds: Dataset) -> List[int]:
+    return _unwrap(ds)[2]
+
+
+def _samples_of(ds: Dataset) -> List[Tuple[str, int]]:
+    """``(path, label)`` of every item of a folder dataset (ImageFolder-like ``samples``) under any wrappers;
+    empty for in-memory and other data."""
+    base = _chain(ds)[-1]
+    if getattr(base, "samples", None) is None:
+        return []
+    _, indices, labels = _unwrap(ds)
+    return [(base.samples[i][0], y) for i, y in zip(indices, labels)]
+
+
+def _in_memory(ds: Dataset) -> bool:
+    """Whether ``ds`` is an :class:`InMemoryImages`, possibly wrapped."""
+    return isinstance(_chain(ds)[-1], InMemoryImages)
+
+
+def _as_in_memory(ds: Dataset) -> InMemoryImages:
+    """The items of in-memory data under any wrappers as one :class:`InMemoryImages` with the labels ``ds``
+    yields (``ds`` itself when it is one)."""
+    if isinstance(ds, InMemoryImages):
+        return ds
+    base, indices, labels = _unwrap(ds)
+    return InMemoryImages(base.images[torch.tensor(indices, dtype=torch.long)], torch.tensor(labels, dtype=torch.long))
+
+
+def _with_transform(ds: Dataset, transform: Callable) -> Dataset:
+    """``ds`` rebuilt with the same wrappers around a shallow copy of its base dataset whose per-image
+    ``transform`` is ``transform``; ``ds`` and its base stay as they are."""
+    chain = _chain(ds)
+    if not hasattr(chain[-1], "transform"):
+        raise ValueError(f"cannot change the image transform of a {type(chain[-1]).__name__} (it has no "
+                         "`transform` attribute); use in-memory images or an ImageFolder-like dataset.")
+    out = copy.copy(chain[-1])
+    out.transform = transform
+    for wrapper in reversed(chain[:-1]):
+        wrapper = copy.copy(wrapper)
+        wrapper.dataset = out
+        out = wrapper
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -207,13 +314,6 @@ def check_images(samples: Sequence[Tuple[str, int]]) -> None:
                 im.load()
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
             raise DataError(f"{path} is not a decodable image ({err}); replace or delete the file.") from None
-
-
-def _samples_of(ds: Dataset) -> List[Tuple[str, int]]:
-    if isinstance(ds, Subset):
-        base = _samples_of(ds.dataset)
-        return [base[i] for i in ds.indices]
-    return list(getattr(ds, "samples", []))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -742,80 +842,73 @@ class _EpochLoader:
         return iter(self.loader)
 
 
+def _resize(bundle: DataBundle) -> bool:
+    return bundle.resize or bundle.image_size > 64
+
+
+def _eval_transform(bundle: DataBundle):
+    return eval_transforms(bundle.image_size, bundle.mean, bundle.std, _resize(bundle))
+
+
+def _folder_loader(ds: Dataset, batch_size: int, sampler: DistributedSampler, workers: Optional[int], seed: int,
+                   drop_last: bool) -> _EpochLoader:
+    """A DataLoader over per-image-transformed data: ``workers`` processes (default :func:`default_workers`),
+    pinned memory when CUDA is present, worker seeds from its own generator (never the global RNG's state)."""
+    g = torch.Generator().manual_seed(seed * 1000)
+    dl = DataLoader(ds, batch_size=batch_size, sampler=sampler,
+                    num_workers=default_workers() if workers is None else workers,
+                    pin_memory=torch.cuda.is_available(), drop_last=drop_last, generator=g, persistent_workers=False)
+    return _EpochLoader(dl, seed)
+
+
+def eval_loader(bundle: DataBundle, dataset: Dataset, batch_size: int = 256, workers: Optional[int] = None):
+    """Batches ``(float32 normalized (N, 3, H, W), int64 labels)`` of ``dataset`` in order, made exactly as
+    :func:`make_loaders` makes its test loader: for ``bundle.test``, a :func:`holdout_split` hold-out, any
+    wrapped part of them. In-memory data -> :class:`InMemoryLoader` (normalization only); folder data -> the
+    dataset's own (evaluation) transform, ``workers`` processes."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    if _in_memory(dataset):
+        return InMemoryLoader(_as_in_memory(dataset), batch_size, BatchAugment(bundle.mean, bundle.std),
+                              train=False, drop_last=False)
+    sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=False)
+    return _folder_loader(dataset, batch_size, sampler, workers, seed=0, drop_last=False)
+
+
 def make_loaders(bundle: DataBundle, batch_size: int = 128, augment: bool = True, random_erasing: float = 0.2,
                  workers: Optional[int] = None, seed: int = 0, rank: int = 0, world_size: int = 1,
                  eval_batch_size: Optional[int] = None):
     """``(train_loader, test_loader)`` yielding ``(float32 normalized (N, 3, H, W), int64 labels)`` on the CPU.
 
-    In-memory data (CIFAR) -> :class:`InMemoryLoader` with batched augmentation (no worker processes).
-    Folder data -> ``DataLoader`` with ``workers`` processes (default :func:`default_workers`), pinned memory
-    when CUDA is present, per-image ``transforms.v2``. ``rank`` / ``world_size`` shard the data for DDP.
+    In-memory data (CIFAR, also through :func:`first_classes`) -> :class:`InMemoryLoader` with batched
+    augmentation (no worker processes). Folder data -> ``DataLoader`` with ``workers`` processes (default
+    :func:`default_workers`), pinned memory when CUDA is present, per-image ``transforms.v2``: the training split as
+    given for the default augmentation, else the same wrappers around a copy with the asked-for transform (the
+    caller's dataset stays as it is). ``rank`` / ``world_size`` shard the training data for DDP; the test loader
+    is :func:`eval_loader` of ``bundle.test``.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-    eval_bs = eval_batch_size or max(batch_size, 256)
-    if isinstance(bundle.train, InMemoryImages):
+    test = eval_loader(bundle, bundle.test, eval_batch_size or max(batch_size, 256), workers)
+    if _in_memory(bundle.train):
         aug = BatchAugment(bundle.mean, bundle.std, padding=bundle.image_size // 8 if augment else 0,
                            flip=augment, random_erasing=random_erasing if augment else 0.0)
-        train = InMemoryLoader(bundle.train, batch_size, aug, train=True, seed=seed, rank=rank, world_size=world_size)
-        test = InMemoryLoader(bundle.test, eval_bs, aug, train=False, seed=seed, drop_last=False)
+        train = InMemoryLoader(_as_in_memory(bundle.train), batch_size, aug, train=True, seed=seed, rank=rank,
+                               world_size=world_size)
         return train, test
     train_set = bundle.train
-    if random_erasing != 0.2 or not augment:  # another transform: on a copy, the caller's dataset stays as it is
-        base = copy.copy(train_set.dataset if isinstance(train_set, Subset) else train_set)
-        resize = bundle.resize or bundle.image_size > 64
-        base.transform = (train_transforms(bundle.image_size, bundle.mean, bundle.std, random_erasing, resize)
-                          if augment else eval_transforms(bundle.image_size, bundle.mean, bundle.std, resize))
-        train_set = Subset(base, train_set.indices) if isinstance(train_set, Subset) else base
-    workers = default_workers() if workers is None else workers
-    pin = torch.cuda.is_available()
-    loaders = []
-    for ds, train in ((train_set, True), (bundle.test, False)):  # evaluation is not sharded (rank 0 evaluates)
-        sampler = (DistributedSampler(ds, num_replicas=world_size, rank=rank, shuffle=True, seed=seed) if train
-                   else DistributedSampler(ds, num_replicas=1, rank=0, shuffle=False))
-        g = torch.Generator().manual_seed(seed * 1000)
-        dl = DataLoader(ds, batch_size=batch_size if train else eval_bs, sampler=sampler, num_workers=workers,
-                        pin_memory=pin, drop_last=train and len(sampler) >= batch_size, generator=g,
-                        persistent_workers=False)
-        loaders.append(_EpochLoader(dl, seed))
-    return loaders[0], loaders[1]
+    if random_erasing != 0.2 or not augment:
+        train_set = _with_transform(train_set, train_transforms(bundle.image_size, bundle.mean, bundle.std,
+                                                                random_erasing, _resize(bundle))
+                                    if augment else _eval_transform(bundle))
+    sampler = DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+    return _folder_loader(train_set, batch_size, sampler, workers, seed, len(sampler) >= batch_size), test
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# A class slice (e.g. 10 of Tiny-ImageNet-100's classes, so a CPU-minute run learns something worth looking at)
+# Class slices and held-out splits (e.g. 10 of Tiny-ImageNet-100's classes, so a CPU-minute run learns something
+# worth looking at; a validation split to choose a checkpoint without looking at the test split)
 # ----------------------------------------------------------------------------------------------------------------
-def _labels_of(ds: Dataset) -> List[int]:
-    if isinstance(ds, InMemoryImages):
-        return ds.labels.tolist()
-    if isinstance(ds, Subset):
-        parent = _labels_of(ds.dataset)
-        return [parent[i] for i in ds.indices]
-    labels = getattr(ds, "targets", None)
-    if labels is None:
-        labels = [y for _, y in getattr(ds, "samples", [])]
-    return [int(y) for y in labels]
-
-
-class ClassSlice(Dataset):
-    """The images of ``dataset`` whose label is in ``classes``, relabelled ``0..len(classes) - 1`` in that order;
-    ``targets`` holds the new labels (so per-class code works as with an ImageFolder)."""
-
-    def __init__(self, dataset: Dataset, classes: Sequence[int]) -> None:
-        new_label = {int(c): i for i, c in enumerate(classes)}
-        labels = _labels_of(dataset)
-        self.dataset = dataset
-        self.indices = [i for i, y in enumerate(labels) if y in new_label]
-        self.targets = [new_label[labels[i]] for i in self.indices]
-        self._new_label = new_label
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, index: int):
-        x, y = self.dataset[self.indices[index]]
-        return x, self._new_label[int(y)]
-
-
 def first_classes(bundle: DataBundle, k: int) -> DataBundle:
     """``bundle`` restricted to its first ``k`` classes, relabelled ``0..k-1`` (e.g. a 10-class slice of
     Tiny-ImageNet-100: chance level 10% instead of 1%, so a short run can learn something worth looking at)."""
@@ -825,5 +918,39 @@ def first_classes(bundle: DataBundle, k: int) -> DataBundle:
     if k == bundle.num_classes:
         return bundle
     classes = list(range(k))
-    return DataBundle(bundle.name, ClassSlice(bundle.train, classes), ClassSlice(bundle.test, classes), k,
-                      bundle.class_names[:k], bundle.image_size, bundle.mean, bundle.std, bundle.source, False)
+    return replace(bundle, train=ClassSlice(bundle.train, classes), test=ClassSlice(bundle.test, classes),
+                   num_classes=k, class_names=bundle.class_names[:k])
+
+
+def holdout_split(bundle: DataBundle, fraction: float = 0.1, seed: int = 0) -> Tuple[DataBundle, Dataset]:
+    """``(bundle without the held-out images, the held-out images)``: a stratified ``fraction`` of the training
+    split set aside, e.g. to choose a checkpoint without looking at the test split.
+
+    Every class gives ``round(fraction * n)`` of its ``n`` training images (at least 1, at most ``n - 1``), drawn
+    with ``torch.Generator().manual_seed(seed)``: the same seed gives the same split, and the global RNG is not
+    touched. The held-out images come as the test split does, without augmentation: an :class:`InMemoryImages`
+    for in-memory data, else the training images under the evaluation transform; :func:`eval_loader` batches
+    them. Works through :func:`first_classes` (labels as the bundle yields them).
+    """
+    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction <= 0.5:
+        raise ValueError(f"fraction must be a number in (0, 0.5], got {fraction!r}.")
+    labels = torch.tensor(_labels_of(bundle.train), dtype=torch.long)
+    counts = torch.bincount(labels, minlength=bundle.num_classes)
+    if int(counts.min()) < 2:
+        c = int(counts.argmin())
+        name = f" ({bundle.class_names[c]!r})" if c < len(bundle.class_names) else ""
+        raise ValueError(f"holdout_split needs at least 2 training images in every class (one to train on, one to "
+                         f"hold out), but class {c}{name} has {int(counts[c])}.")
+    g = torch.Generator().manual_seed(seed)
+    held = torch.zeros(len(labels), dtype=torch.bool)
+    for c, n in enumerate(counts.tolist()):
+        members = (labels == c).nonzero().flatten()
+        take = min(max(round(fraction * n), 1), n - 1)
+        held[members[torch.randperm(n, generator=g)[:take]]] = True
+    train = Subset(bundle.train, (~held).nonzero().flatten().tolist())
+    holdout: Dataset = Subset(bundle.train, held.nonzero().flatten().tolist())
+    if _in_memory(bundle.train):
+        train, holdout = _as_in_memory(train), _as_in_memory(holdout)
+    else:
+        holdout = _with_transform(holdout, _eval_transform(bundle))
+    return replace(bundle, train=train), holdout

@@ -96,13 +96,20 @@ def _build_timm(timm_name: str, num_classes: int, reparam: bool, dropout: Option
 
 
 def fuse_model(model: nn.Module) -> nn.Module:
-    """Inference-form deep copy of an eval-mode model: ours through :func:`repghost_mini.reparameterize`, timm's
-    through ``timm.utils.model.reparameterize_model`` (which keeps the BatchNorms that follow convs)."""
-    if isinstance(model, (networks.RepGhostNet, networks.GhostNet)):
-        return reparameterize(model)
-    from timm.utils.model import reparameterize_model
+    """Inference-form deep copy of an eval-mode model: every model this package builds (networks, their
+    ``features_only`` :class:`repghost_mini.core.FeatureNet`, single blocks) through :func:`repghost_mini.reparameterize`,
+    which leaves no BatchNorm behind a conv; a timm model through timm's own ``reparameterize_model`` (which keeps
+    the BatchNorms that follow convs). Raises ``ValueError`` naming what cannot be fused (the Table 6 "+ReLU"
+    variant). A model card (``model.card``) is copied with ``fused=True``."""
+    if type(model).__module__.split(".")[0] != "timm":
+        fused = reparameterize(model)
+    else:
+        from timm.utils.model import reparameterize_model
 
-    return reparameterize_model(copy.deepcopy(model))
+        fused = reparameterize_model(copy.deepcopy(model))
+    if getattr(model, "card", None) is not None:  # the copy's model card now describes the fused form
+        fused.card = model.card.replace(fused=True)
+    return fused
 
 
 def _branch_suffix(branches: Tuple[str, ...]) -> str:
@@ -169,10 +176,12 @@ def model_entry(name: str) -> ModelEntry:
     return MODEL_REGISTRY[name]
 
 
-def build_model(name: str, num_classes: int = 1000, small_input: bool = True, dropout: float = 0.2,
+def build_model(name: str, num_classes: int = 1000, small_input: bool = False, dropout: float = 0.2,
                 **options: Any) -> nn.Module:
     """A model by registry name (see the module docstring) or ``"timm:<name>"``, in training form unless the name
-    ends in ``_fused``. ``small_input`` (default on: CIFAR-size images), ``dropout`` and ``options`` (branches,
+    ends in ``_fused``. ``small_input`` (default off, as in
+    :func:`repghost_mini.repghostnet`: the paper's stride-32 ImageNet stem; on: the stride-1 stem for 32-64 px
+    images), ``dropout`` and ``options`` (branches,
     shortcut, relu_after_dw, width, ...) reach every model the same way."""
     options = {k: v for k, v in options.items() if v is not None}
     return model_entry(name).build(num_classes, small_input=small_input, dropout=dropout, **options)

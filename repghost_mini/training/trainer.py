@@ -14,9 +14,9 @@ crop + flip + random erasing ($p=0.2$). Here the same pieces come from well-kept
   for 0.9999 -- more than a whole short run (about 2,000 steps in 5 CPU minutes), so it would still hold mostly
   the random start; 0.98 averages the last ~50 steps (under one epoch of the CIFAR-10 subset at batch 64), the
   setting the accuracy benchmarks were measured with. Long runs: raise it (``ema_decay=0.999``);
-* AMP on CUDA; channels_last on CUDA *and* CPU (on this project's 2-core x86 CPU a RepGhostNet-0.5x training
-  step runs ~1.5x faster in channels_last than in NCHW, benchmarks/results/train_throughput.md;
-  ``channels_last=False`` switches it off); DistributedDataParallel under ``torchrun``.
+* AMP on CUDA; channels_last on CUDA *and* CPU (oneDNN's convolutions are faster in NHWC; measure it on your
+  machine with ``benchmarks/train_throughput.py``; ``channels_last=False`` switches it off);
+  DistributedDataParallel under ``torchrun``.
 
 Evaluation reports top-1/top-5 of the training-form network *and* of its re-parameterized (fused) form
 (:func:`repghost_mini.reparameterize`), and checks that both predict the same classes.
@@ -42,13 +42,15 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from ..errors import UserError
+from .card import ModelCard, ModelOptions, library_version
 from .checkpoints import read_checkpoint, save_checkpoint
-from .data import DataBundle, load_dataset, make_loaders
+from .data import DataBundle, eval_loader, holdout_split, load_dataset, make_loaders
 from .evaluation import _run_eval, evaluate, evaluate_reparameterized
-from .files import LOCK_NAME, RunLock, atomic_output, write_json_atomic
-from .registry import build_model, fuse_model
+from ..files import LOCK_NAME, RunLock, atomic_output, write_json_atomic
+from .registry import fuse_model
 
-__all__ = ["TrainConfig", "TrainResult", "train", "load_trained", "train_or_load", "plot_history", "select_device",
+__all__ = ["TrainConfig", "DataOptions", "OptimOptions", "ScheduleOptions", "RunOptions", "TrainResult",
+           "train", "load_trained", "train_or_load", "plot_history", "select_device",
            "CHECKPOINT_NAME", "SHORT_RUN_RECIPE", "config_differences", "RUNTIME_FIELDS", "NETWORK_FIELDS"]
 
 CHECKPOINT_NAME = "checkpoint.pth"
@@ -57,25 +59,85 @@ CHECKPOINT_NAME = "checkpoint.pth"
 #: benchmarks/results/cifar_recipe_search.md; used by the tour and the accuracy benchmark.
 SHORT_RUN_RECIPE: Dict[str, Any] = {"batch_size": 64, "weight_decay": 5e-4}
 _TIME_TICKS = 1000  # resolution of the schedule when it follows elapsed time
-#: TrainConfig fields that change how a run is carried out, not what it computes: they may differ when resuming
-#: and are not compared when a finished run is matched (train_or_load).
-RUNTIME_FIELDS = frozenset({"device", "workers", "threads", "out_dir", "resume", "allow_changes", "overwrite",
-                            "progress", "checkpoint", "stop_after", "eval_every"})
+
+
+@dataclass
+class DataOptions:
+    """The data a run trains on: ``dataset`` (:data:`repghost_mini.training.data.DATASET_NAMES`) found in
+    ``data_path`` (else ``$REPGHOST_MINI_DATA`` / the repository's ``data/``), optionally only the first
+    ``train_per_class`` / ``test_per_class`` images of every class; ``augment`` (crop + flip) and
+    ``random_erasing`` (its probability). ``holdout``: the share of the training split held out (stratified, never
+    trained on) to choose between the EMA and the raw weights, used only when the run keeps an EMA, so that the
+    test split is measured once and chooses nothing."""
+
+    dataset: str = "cifar10-subset"
+    data_path: Optional[str] = None
+    train_per_class: Optional[int] = None
+    test_per_class: Optional[int] = None
+    augment: bool = True
+    random_erasing: float = 0.2
+    holdout: float = 0.1
+
+
+@dataclass
+class OptimOptions:
+    """The optimizer and the numerics of a step: SGD (``lr`` for ``batch_size``, ``momentum``, ``weight_decay``),
+    ``label_smoothing``, the EMA decay (``None``: no EMA), and ``amp`` / ``channels_last`` / ``sync_bn``
+    (``None``: on where they pay, see the module notes)."""
+
+    batch_size: int = 128
+    lr: float = 0.2
+    momentum: float = 0.9
+    weight_decay: float = 1e-5
+    label_smoothing: float = 0.1
+    ema_decay: Optional[float] = 0.98
+    amp: Optional[bool] = None
+    channels_last: Optional[bool] = None
+    sync_bn: bool = False
+
+
+@dataclass
+class ScheduleOptions:
+    """How long and in which order: ``epochs`` and/or ``time_budget`` (seconds of training), the warm-up share of
+    the cosine schedule, and the ``seed`` of weights, data order and augmentation."""
+
+    epochs: Optional[int] = 30
+    time_budget: Optional[float] = None
+    warmup: float = 0.05
+    seed: int = 0
+
+
+@dataclass
+class RunOptions:
+    """How a run is carried out, not what it computes: these may differ when resuming and are not compared when a
+    finished run is matched (:func:`train_or_load`)."""
+
+    device: str = "auto"
+    workers: Optional[int] = None
+    threads: Optional[int] = None
+    out_dir: Optional[str] = None
+    resume: Union[bool, str] = False
+    allow_changes: bool = False
+    overwrite: bool = False
+    progress: bool = True
+    checkpoint: bool = True
+    stop_after: Optional[int] = None
+    eval_every: int = 1
+
+
+#: TrainConfig fields that change how a run is carried out, not what it computes (:class:`RunOptions`).
+RUNTIME_FIELDS = frozenset(f.name for f in fields(RunOptions))
 #: Fields that fix the network (its weights' meaning and shapes) and its data: never changeable on resume.
-NETWORK_FIELDS = ("model", "model_kwargs", "small_input", "branches", "shortcut", "relu_after_dw", "dataset",
-                  "data_path")
+NETWORK_FIELDS = ModelOptions.names() + ("dataset", "data_path", "holdout")
 Network = Union[nn.Module, Callable[[int], nn.Module]]
 
 
 @dataclass
-class TrainConfig:
-    """Everything a run needs; every field has a default (``TrainConfig(epochs=5, lr=0.3)``).
+class TrainConfig(RunOptions, ScheduleOptions, OptimOptions, DataOptions, ModelOptions):
+    """Everything a run needs, one flat set of settings made of five small groups (:class:`ModelOptions`,
+    :class:`DataOptions`, :class:`OptimOptions`, :class:`ScheduleOptions`, :class:`RunOptions`); every field has
+    a default (``TrainConfig(epochs=5, lr=0.3)``).
 
-    The model: ``model`` is a registry name (:func:`repghost_mini.available_models`, or ``"timm:<name>"``) and
-    ``small_input``, ``dropout``, ``branches`` (Table 6), ``shortcut`` (Table 7), ``relu_after_dw`` (Table 6
-    "+ReLU") its options, all passed the same way to :func:`repghost_mini.build_model` (``None``: the model's own
-    default); ``model_kwargs`` holds any other builder argument (``width`` of ``"repghostnet"``, timm options; an
-    option given there too, as code written before these fields existed does, wins).
     ``epochs`` and ``time_budget`` (seconds of training, evaluation excluded) can both be given: the run stops at
     whichever comes first. ``stop_after`` ends this call after that many epochs although the schedule spans
     ``epochs`` (continue later with ``resume=True``: a run in chunks, or a test of resuming). With
@@ -84,57 +146,13 @@ class TrainConfig:
 
     ``resume`` refuses a checkpoint made with other settings, naming them; ``allow_changes=True`` continues its
     weights with the new settings and restarts the learning-rate schedule (cosine, no warm-up) over the remaining
-    epochs, recorded in ``final.json`` under ``changes``. The network (``NETWORK_FIELDS``) can never change. A run
-    folder that already holds a run is refused unless ``resume`` or ``overwrite=True`` (used by
+    epochs, recorded in ``final.json`` under ``changes``. The network and its data (``NETWORK_FIELDS``) can never
+    change. A run folder that already holds a run is refused unless ``resume`` or ``overwrite=True`` (used by
     :func:`train_or_load`, whose folder is its cache).
     """
 
-    model: str = "repghostnet_050"
-    small_input: bool = True
-    dropout: float = 0.2
-    branches: Optional[Tuple[str, ...]] = None
-    shortcut: Optional[bool] = None
-    relu_after_dw: Optional[bool] = None
-    model_kwargs: Dict[str, Any] = field(default_factory=dict)
-    dataset: str = "cifar10-subset"
-    data_path: Optional[str] = None
-    train_per_class: Optional[int] = None
-    test_per_class: Optional[int] = None
-    epochs: Optional[int] = 30
-    time_budget: Optional[float] = None
-    batch_size: int = 128
-    lr: float = 0.2
-    warmup: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 1e-5
-    label_smoothing: float = 0.1
-    ema_decay: Optional[float] = 0.98
-    augment: bool = True
-    random_erasing: float = 0.2
-    seed: int = 0
-    device: str = "auto"
-    amp: Optional[bool] = None
-    channels_last: Optional[bool] = None
-    workers: Optional[int] = None
-    threads: Optional[int] = None
-    out_dir: Optional[str] = None
-    resume: Union[bool, str] = False
-    sync_bn: bool = False
-    progress: bool = True
-    eval_every: int = 1
-    checkpoint: bool = True
-    stop_after: Optional[int] = None
-    allow_changes: bool = False
-    overwrite: bool = False
-
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
-
-    def model_options(self) -> Dict[str, Any]:
-        """The keyword arguments of :func:`repghost_mini.build_model` this config asks for."""
-        options = {"small_input": self.small_input, "dropout": self.dropout, "branches": self.branches,
-                   "shortcut": self.shortcut, "relu_after_dw": self.relu_after_dw}
-        return {**{k: v for k, v in options.items() if v is not None}, **self.model_kwargs}
 
     def check(self) -> None:
         """Raise :class:`repghost_mini.errors.UserError` (a ``ValueError``) with one sentence for a setting that
@@ -156,6 +174,7 @@ class TrainConfig:
              f"ema_decay must be in (0, 1) or None, got {self.ema_decay}."),
             (not 0 <= self.label_smoothing < 1 or not 0 <= self.random_erasing <= 1 or not 0 <= self.dropout < 1,
              "label_smoothing and dropout must be in [0, 1) and random_erasing in [0, 1]."),
+            (not 0 < self.holdout <= 0.5, f"holdout is a share of the training split in (0, 0.5], got {self.holdout}."),
         ]
         for failed, message in problems:
             if failed:
@@ -167,7 +186,8 @@ class TrainResult:
     """What :func:`train` returns: the model to use (EMA weights if EMA is on; training form, eval mode, CPU),
     the per-epoch ``history``, the ``final`` evaluation (:func:`evaluate_reparameterized`), the run folder and
     ``fused``, the re-parameterized model that final evaluation used (CPU; ``None`` off rank 0), so callers never
-    fuse the same weights twice."""
+    fuse the same weights twice, and ``card``, the :class:`repghost_mini.ModelCard` of ``model`` (``model.card``
+    and ``fused.card`` hold it too)."""
 
     model: nn.Module
     history: List[Dict[str, Any]]
@@ -175,6 +195,7 @@ class TrainResult:
     run_dir: Path
     config: TrainConfig
     fused: Optional[nn.Module] = None
+    card: Optional[ModelCard] = None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -278,12 +299,12 @@ def _describe(diff: Dict[str, Tuple[Any, Any]]) -> str:
 
 def load_trained(path: Union[str, os.PathLike], use_ema: Optional[bool] = None) -> nn.Module:
     """Rebuild the model saved in one of our checkpoints (``<run>/checkpoint.pth``, a run folder, or a ``convert``
-    output) with :func:`repghost_mini.read_checkpoint`; eval mode, CPU.
+    output) with :func:`repghost_mini.training.read_checkpoint`; eval mode, CPU.
 
     ``use_ema=None`` takes the weights the run kept (``final.json``'s ``weights``: EMA or raw, whichever was
-    better on the test split); ``True`` / ``False`` ask for the EMA / raw weights. ``model.weights`` says which
-    (``"ema"`` or ``"raw"``). A model changed beyond what its ``.config`` records (a network you modified and
-    passed to :func:`train`) is rebuilt as the registry builds it; build it yourself and use
+    better on the held-out slice of the training split); ``True`` / ``False`` ask for the EMA / raw weights.
+    ``model.weights`` says which (``"ema"`` or ``"raw"``). A model changed beyond what its ``.config`` records (a
+    network you modified and passed to :func:`train`) is rebuilt as the registry builds it; build it yourself and use
     :func:`repghost_mini.load_checkpoint` instead.
     """
     path = Path(path)
@@ -358,7 +379,7 @@ def train(config: Optional[TrainConfig] = None, bundle: Optional[DataBundle] = N
 def _train_in_folder(cfg: TrainConfig, bundle: Optional[DataBundle], network: Optional[Network], rank: int,
                      world: int, local_rank: int) -> TrainResult:
     """Check what can be checked before any work (device, data, model, fusability), then train with the run
-    folder locked (rank 0; :class:`repghost_mini.training.files.RunLock`). A failed run leaves no empty folder."""
+    folder locked (rank 0; :class:`repghost_mini.files.RunLock`). A failed run leaves no empty folder."""
     select_device(cfg.device, local_rank)
     if bundle is None:
         bundle = load_dataset(cfg.dataset, cfg.data_path, train_per_class=cfg.train_per_class,
@@ -379,14 +400,14 @@ def _train_in_folder(cfg: TrainConfig, bundle: Optional[DataBundle], network: Op
                 folder.rmdir()
 
 
-def _why_not_fusable(model: nn.Module) -> Optional[str]:
-    """``None`` if ``model`` can be re-parameterized, else why not (known before training starts). Fusing a copy
-    builds new layers; the RNG is left as it was, so the run is the same as without this check."""
-    with torch.random.fork_rng(devices=[]):
-        try:
-            fuse_model(copy.deepcopy(model).eval())
-        except ValueError as err:  # the Table 6 '+ReLU' variant: a known, documented limit
-            return " ".join(str(err).split())
+def _why_not_fusable(cfg: TrainConfig, network: Optional[Network]) -> Optional[str]:
+    """``None`` if the run's model can be re-parameterized, else why not -- known from its options (a registry
+    model) or its modules (a ``network`` handed to :func:`train`), without fusing anything."""
+    if network is None:
+        return cfg.model_options().why_not_fusable()
+    model = network if isinstance(network, nn.Module) else None
+    if model is not None and any(getattr(m, "relu_after_dw", False) for m in model.modules()):
+        return ModelOptions(relu_after_dw=True).why_not_fusable()
     return None
 
 
@@ -426,6 +447,7 @@ class _Run:
     bundle: DataBundle
     train_loader: Any
     test_loader: Any
+    holdout_loader: Any
     run_dir: Path
     model: nn.Module
     ema: Optional[AveragedModel]
@@ -457,7 +479,7 @@ class _Run:
 def _train(cfg: TrainConfig, bundle: DataBundle, network: Optional[Network], rank: int, world: int,
            local_rank: int, run_dir: Path) -> TrainResult:
     run = _setup(cfg, bundle, network, rank, world, local_rank, run_dir)
-    run.unfusable = _why_not_fusable(run.model) if run.is_main else None
+    run.unfusable = _why_not_fusable(cfg, network) if run.is_main else None
     if run.unfusable and run.is_main and cfg.progress:
         tqdm.write(f"note: this model cannot be re-parameterized, so the run reports its training form only "
                    f"({run.unfusable})")
@@ -496,9 +518,13 @@ def _setup(cfg: TrainConfig, bundle: DataBundle, network: Optional[Network], ran
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
 
+    holdout_loader = None
+    if cfg.ema_decay is not None:  # the EMA / raw choice is made on images the run never trains on
+        bundle, held_out = holdout_split(bundle, cfg.holdout, cfg.seed)
+        holdout_loader = eval_loader(bundle, held_out, max(cfg.batch_size, 256), cfg.workers)
     train_loader, test_loader = make_loaders(bundle, cfg.batch_size, cfg.augment, cfg.random_erasing, cfg.workers,
                                              cfg.seed, rank, world)
-    model = _build_network(cfg, network, bundle.num_classes).to(device)
+    model = _build_network(cfg, network, bundle).to(device)
     if world > 1 and cfg.sync_bn:
         if device.type != "cuda":
             raise UserError("sync_bn needs CUDA devices (PyTorch's SyncBatchNorm is GPU-only); drop sync_bn on CPU.")
@@ -514,14 +540,15 @@ def _setup(cfg: TrainConfig, bundle: DataBundle, network: Optional[Network], ran
                                 nesterov=False)
     ticks = _TIME_TICKS if cfg.epochs is None else cfg.epochs * len(train_loader)
     return _Run(cfg, rank, world, device, use_amp, amp_dtype, channels_last, bundle, train_loader, test_loader,
-                run_dir, model, ema, net, optimizer, _schedule(optimizer, cfg.warmup, ticks),
+                holdout_loader, run_dir, model, ema, net, optimizer, _schedule(optimizer, cfg.warmup, ticks),
                 torch.amp.GradScaler(device.type, enabled=use_amp and amp_dtype == torch.float16),
                 nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing), ticks)
 
 
-def _build_network(cfg: TrainConfig, network: Optional[Network], num_classes: int) -> nn.Module:
+def _build_network(cfg: TrainConfig, network: Optional[Network], bundle: DataBundle) -> nn.Module:
+    num_classes = bundle.num_classes
     if network is None:
-        return build_model(cfg.model, num_classes, **cfg.model_options())
+        return cfg.for_images(bundle.image_size).build(num_classes)
     return network if isinstance(network, nn.Module) else network(num_classes)
 
 
@@ -670,30 +697,34 @@ def _evaluate_epoch(run: _Run, row: Dict[str, Any]) -> None:
 
 
 def _save_checkpoint(run: _Run, finished: bool = False, weights: Optional[str] = None,
-                     rng: Optional[Dict[str, Any]] = None) -> None:
+                     rng: Optional[Dict[str, Any]] = None, final: Optional[Dict[str, Any]] = None) -> None:
     """Everything :func:`_resume` needs, in the one checkpoint format (written atomically, usual file mode), with
     whether the run finished, which weights it keeps (``"ema"`` / ``"raw"``) and the settings changed on resume."""
     config = run.cfg.to_dict()
     if isinstance(run.cfg.resume, str):
         config["resume"] = False
     ema = run.ema
+    weights = weights or ("ema" if run.ema is not None else "raw")
     save_checkpoint(run.run_dir / CHECKPOINT_NAME, run.model, run.cfg.model, run_config=config, fused=False,
+                    card=_card(run, weights, final),
                     class_names=run.bundle.class_names, image_size=run.bundle.image_size,
                     num_classes=run.bundle.num_classes, ema_model=ema.module if ema is not None else None,
                     epoch=run.epoch, step=run.step, tick=run.tick, elapsed=run.elapsed, history=run.history,
                     ema_n_averaged=ema.n_averaged if ema is not None else None,
                     optimizer=run.optimizer.state_dict(), scheduler=run.scheduler.state_dict(),
                     scaler=run.scaler.state_dict(), rng=rng or _rng_state(), changes=run.changes,
-                    finished=finished, weights=weights or ("ema" if ema is not None else "raw"))
+                    finished=finished, weights=weights)
 
 
 @torch.no_grad()
 def _pick_weights(run: _Run) -> Tuple[str, Dict[str, float]]:
-    """``("ema" | "raw", {name: test top-1})``: with an EMA, both are evaluated and the better is kept (ties go to
-    the EMA); a short run's EMA still averages early, poor weights and can be worse than the raw weights."""
+    """``("ema" | "raw", {name: held-out top-1})``: with an EMA, both are evaluated on the held-out slice of the
+    training split (``holdout``; never the test split, which then measures the kept weights once) and the better is
+    kept (ties go to the EMA); a short run's EMA still averages early, poor weights and can be worse than the raw
+    weights."""
     if run.ema is None:
         return "raw", {}
-    res = _run_eval({"raw": run.model, "ema": run.ema.module}, run.test_loader, run.device, run.use_amp,
+    res = _run_eval({"raw": run.model, "ema": run.ema.module}, run.holdout_loader, run.device, run.use_amp,
                     run.channels_last)
     scores = {k: res[k]["top1"] for k in ("raw", "ema")}
     return ("ema" if scores["ema"] >= scores["raw"] else "raw"), scores
@@ -714,7 +745,7 @@ def _final_line(final: Dict[str, Any], weights: str, scores: Dict[str, float], r
     if scores:
         other = "raw" if weights == "ema" else "ema"
         which = (f"{name[weights]} weights kept: {scores[weights]:.2f}% vs {name[other]} {scores[other]:.2f}% on "
-                 "the test split")
+                 "the held-out slice of the training split")
     else:
         which = "raw weights, no EMA"
     tf = final["train_form"]
@@ -724,6 +755,19 @@ def _final_line(final: Dict[str, Any], weights: str, scores: Dict[str, float], r
     else:
         line += " (training form only: this variant cannot be re-parameterized)"
     return line + f"; run folder {run_dir}"
+
+
+def _card(run: _Run, weights: str, final: Optional[Dict[str, Any]] = None) -> ModelCard:
+    """The model card of the run's training-form weights (top-1 once the final evaluation measured it)."""
+    cfg, bundle = run.cfg, run.bundle
+    recipe = {k: v for k, v in cfg.to_dict().items() if k not in RUNTIME_FIELDS and k not in ModelOptions.names()}
+    selected = (f"{100 * cfg.holdout:g}% of the training split held out (never trained on)"
+                if run.ema is not None else None)
+    top1 = final["train_form"]["top1"] if final else None
+    split = f"{bundle.name} test split, {len(bundle.test)} images" if final else None
+    return ModelCard(cfg.for_images(bundle.image_size), bundle.num_classes, bundle.image_size, tuple(bundle.mean),
+                     tuple(bundle.std), list(bundle.class_names), bundle.name, False, top1, split, weights, selected,
+                     recipe, library_version())
 
 
 def _finish(run: _Run) -> TrainResult:
@@ -745,13 +789,17 @@ def _finish(run: _Run) -> TrainResult:
                           top1_by_weights=scores, finished=finished, changes=run.changes, config=cfg.to_dict())
         write_json_atomic(run.run_dir / "final.json", final_json)
         if cfg.checkpoint:
-            _save_checkpoint(run, finished, weights, rng_at_end)
+            _save_checkpoint(run, finished, weights, rng_at_end, final)
         if cfg.progress:
             tqdm.write(_final_line(final, weights, scores, run.run_dir))
     if run.world > 1:
         dist.barrier()
+    card = _card(run, weights, final)
+    final_model.card = card
+    if final_fused is not None:
+        final_fused.card = card.replace(fused=True, top1=final["fused"]["top1"])
     return TrainResult(final_model.cpu(), run.history, final, run.run_dir, run.cfg,
-                       final_fused.cpu() if final_fused is not None else None)
+                       final_fused.cpu() if final_fused is not None else None, card)
 
 
 def _format_row(row: Dict[str, Any]) -> str:

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
-from ..errors import UserError
+from .errors import UserError
 
 __all__ = ["atomic_output", "write_text_atomic", "write_json_atomic", "RunLock", "RunFolderBusy", "unwritable",
            "make_folder", "remove_orphan_temporaries"]

@@ -1,0 +1,190 @@
+r"""The one place for numbers attributed to the paper: verbatim quotes, each with where it comes from.
+
+Chen, Guo, Zeng, Xiong, Dong, "RepGhost: A Hardware-Efficient Ghost Module via Re-parameterization" (2022).
+Code elsewhere in the package that prints "paper: 25.1 ms" or asserts "Table 3: 4.1 M parameters" should take the
+number from here (:func:`quote`, :func:`table3`), so that every such number can be checked against the paper's
+text in one test (:func:`check_quotes`) instead of being retyped, and possibly mistyped, in many files.
+
+Every :class:`Quote` is a short verbatim piece of the paper (a table row, a clause), with the paper's own
+spelling and symbols (``×`` in most of Table 3, ``x`` in its GhostNet 0.5x row, ``\times`` left over from the
+typesetting in Tables 6 and 7). Whitespace is normalised (runs of spaces, tabs and newlines read as one
+space), so a table row's cells are separated by single spaces and the empty cells of Table 6 vanish; ``where``
+names the table and, where the cells no longer say it, the columns.
+
+Not in the paper, so not here: the parameters and MACs of RepGhostNet 0.8x and 2.0x (from the authors' code
+release, see ``repghost_mini.measure.counting.PAPER_TABLE3``), label smoothing (the paper's recipe does not
+mention it), and the arXiv identifier (the text does not print it).
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from pathlib import Path
+from typing import Dict, List, Optional, Union
+
+from .errors import UserError
+
+__all__ = ["Quote", "QUOTES", "quote", "check_quotes", "normalise", "table3", "TABLE3_COLUMNS"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Quote:
+    """A verbatim piece of the paper: ``key`` (the name code uses), ``text`` and ``where`` (e.g. "Table 3")."""
+
+    key: str
+    text: str
+    where: str
+
+
+def normalise(text: str) -> str:
+    """``text`` with every run of whitespace (spaces, tabs, newlines) replaced by one space, ends stripped."""
+    return " ".join(text.split())
+
+
+_T3 = "Table 3"
+_T6 = "Table 6, RepGhostNet 0.5x, re-parameterization branches ticked:"
+_T7 = "Table 7 (Top1 Acc.(%), Latency(ms))"
+
+_ENTRIES = [
+    # title, authors, code
+    ("title", "RepGhost: A Hardware-Efficient Ghost Module via Re-parameterization", "title"),
+    ("authors", "Chengpeng Chen* Zichao Guo*† Haien Zeng Pengfei Xiong Jian Dong", "title"),
+    ("code_url", "Code is available at <https://github.com/ChengpengChen/RepGhost>", "Abstract"),
+    ("abstract.claim", "our RepGhostNet surpasses GhostNet $0.5\\times$ by 2.5% Top-1 accuracy on ImageNet dataset "
+                       "with less parameters and comparable latency on an ARM-based mobile phone", "Abstract"),
+    # Sec. 3.1 and Table 1: concatenation vs add on the phone
+    ("table1.batch_sizes", "bs=1 2 8 32", "Table 1 (header, Latency(ms))"),
+    ("table1.concat", "Concatenation 5.2 13.2 64.24 292.2", "Table 1 (Latency(ms))"),
+    ("table1.add", "Add 2.6 6.7 34.0 149.8", "Table 1 (Latency(ms))"),
+    ("table1.caption", "Runtime of concatenation and add operators with different batch sizes on an ARM-based "
+                       "mobile phone.", "Table 1, caption"),
+    ("sec3.1.ghostnet", "We take GhostNet 1.0x [14] as an example, and replace all its concatenation operators with "
+                        "add operators for comparison", "Sec. 3.1"),
+    ("sec3.1.operators", "Table. 1 shows the accumulated runtime of all 32 corresponding operators in the "
+                         "corresponding network.", "Sec. 3.1"),
+    ("sec3.1.cat_vs_add", "Concatenation costs $\\sim 2x$ times over Add.", "Sec. 3.1"),
+    ("sec3.1.savings", "can save 7% ~ 11% time compared to concatenation and 5% ~ 8% to add", "Sec. 3.1, Fig. 2"),
+    # Table 2: RepGhostNet 1.0x, Input | Operator | #mid | #out | SE | Stride
+    ("table2.header", "Input Operator #mid #out SE Stride", "Table 2 (header)"),
+    ("table2.stem", "$224^2 \\times 3$ Conv3 \\times 3 - 16 - 2", "Table 2"),
+    ("table2.bneck01", "$112^2 \\times 16$ RG-bneck 8 16 - 1", "Table 2"),
+    ("table2.bneck02", "$112^2 \\times 16$ RG-bneck 24 24 - 2", "Table 2"),
+    ("table2.bneck03", "$56^2 \\times 24$ RG-bneck 36 24 - 1", "Table 2"),
+    ("table2.bneck04", "$56^2 \\times 24$ RG-bneck 36 40 1 2", "Table 2"),
+    ("table2.bneck05", "$28^2 \\times 40$ RG-bneck 60 40 1 1", "Table 2"),
+    ("table2.bneck06", "$28^2 \\times 40$ RG-bneck 120 80 - 2", "Table 2"),
+    ("table2.bneck07", "$14^2 \\times 80$ RG-bneck 100 80 - 1", "Table 2"),
+    ("table2.bneck08", "$14^2 \\times 80$ RG-bneck 120 80 - 1", "Table 2"),
+    ("table2.bneck09", "$14^2 \\times 80$ RG-bneck 120 80 - 1", "Table 2"),
+    ("table2.bneck10", "$14^2 \\times 80$ RG-bneck 240 112 1 1", "Table 2"),
+    ("table2.bneck11", "$14^2 \\times 112$ RG-bneck 336 112 1 1", "Table 2"),
+    ("table2.bneck12", "$14^2 \\times 112$ RG-bneck 336 160 1 2", "Table 2"),
+    ("table2.bneck13", "$7^2 \\times 160$ RG-bneck 480 160 - 1", "Table 2"),
+    ("table2.bneck14", "$7^2 \\times 160$ RG-bneck 480 160 1 1", "Table 2"),
+    ("table2.bneck15", "$7^2 \\times 160$ RG-bneck 480 160 - 1", "Table 2"),
+    ("table2.bneck16", "$7^2 \\times 160$ RG-bneck 480 160 1 1", "Table 2"),
+    ("table2.conv960", "$7^2 \\times 160$ Conv1 \\times 1 - 960 - 1", "Table 2"),
+    ("table2.avgpool", "$7^2 \\times 960$ AvgPool - 960 - -", "Table 2"),
+    ("table2.conv1280", "$1^2 \\times 960$ Conv1 \\times 1 - 1280 - 1", "Table 2"),
+    ("table2.classifier", "$1^2 \\times 1280$ Conv1 \\times 1 - 1000 - 1", "Table 2"),
+    # Table 3: Model | Params(M) | FLOPs(M) | Latency(ms) | Top-1 Acc. (%) | Top-5 Acc. (%)
+    ("table3.header", "Model Params(M) FLOPs(M) Latency(ms) Top-1 Acc. (%) Top-5 Acc. (%)", "Table 3 (header)"),
+    ("table3.repghostnet_0.5x", "RepGhostNet 0.5× 2.3 43 25.1 66.9 86.9", _T3),
+    ("table3.repghostnet_0.58x", "RepGhostNet 0.58× 2.5 60 31.9 68.9 88.4", _T3),
+    ("table3.repghostnet_1x", "RepGhostNet 1.0× 4.1 142 62.2 74.2 91.5", _T3),
+    ("table3.repghostnet_1.11x", "RepGhostNet 1.11× 4.5 170 71.5 75.1 92.2", _T3),
+    ("table3.repghostnet_1.3x", "RepGhostNet 1.3× 5.5 231 92.9 76.4 92.9", _T3),
+    ("table3.repghostnet_1.5x", "RepGhostNet 1.5× 6.6 301 116.9 77.5 93.5", _T3),
+    ("table3.ghostnet_0.5x", "GhostNet 0.5x [14] 2.6 42 31.7 66.4 86.6", _T3),
+    ("table3.ghostnet_1x", "GhostNet 1.0× [14] 5.2 141 74.5 74.0 91.5", _T3),
+    ("table3.ghostnet_1.3x", "GhostNet 1.3× [14] 7.3 226 117.6 76.2 92.9", _T3),
+    ("table3.mobilenetv3_small_1x", "MobileNetV3 Small 1.0× [19] 2.5 57 31.9 67.7 87.5", _T3),
+    ("table3.mobilenetv3_large_0.75x", "MobileNetV3 Large 0.75× [19] 4.0 155 72.0 73.5 91.2", _T3),
+    ("table3.mobilenetv3_large_1x", "MobileNetV3 Large 1.0× [19] 5.4 219 95.2 75.2 92.4", _T3),
+    # Sec. 4: data and the latency protocol
+    ("imagenet.size", "It contains 1,000 classes with 1.28M training images and 50k validation images.", "Sec. 4"),
+    ("imagenet.single_crop", "Top-1 and Top-5 accuracy with single crop are reported.", "Sec. 4"),
+    ("latency.mnn", "So we use MNN to evaluate the latency of the models on an ARM-based mobile phone using single "
+                    "thread.", "Sec. 4, Latency"),
+    ("latency.batch", "Batch size is set to 1 by default if not stated.", "Sec. 4, Latency"),
+    ("latency.runs", "Each model runs for 100 times and the latency is recorded as their average.",
+     "Sec. 4, Latency"),
+    # Sec. 4.1: the training recipe ("Implementation Details")
+    ("recipe.framework", "We adopt PyTorch [33] as our training framework and employ the timm [43] library.",
+     "Sec. 4.1"),
+    ("recipe.batch", "The global batch size is set to 1024 on 8 NVIDIA V100 GPUs.", "Sec. 4.1"),
+    ("recipe.optimizer", "Standard SGD with momentum coefficient of 0.9 is the optimizer.", "Sec. 4.1"),
+    ("recipe.lr", "Base learning rate is 0.6", "Sec. 4.1"),
+    ("recipe.schedule", "cosine anneals for 300 epochs with first 5 epochs for warming up", "Sec. 4.1"),
+    ("recipe.weight_decay", "weight decay is set as 1e-5", "Sec. 4.1"),
+    ("recipe.dropout", "Dropout rate before classifier layer is set to 0.2.", "Sec. 4.1"),
+    ("recipe.ema", "EMA (Exponential Moving Average) weight averaging with decay constant of 0.9999", "Sec. 4.1"),
+    ("recipe.crop_flip", "except regular image crop and flip in timm [43]", "Sec. 4.1"),
+    ("recipe.random_erase", "we also utilize random erase with prob 0.2", "Sec. 4.1"),
+    ("recipe.autoaugment", "For larger models, *e.g.*, RepGhostNet 1.3× (231M), auto-augmentation [6] is applied.",
+     "Sec. 4.1"),
+    ("recipe.resnet50", "For ResNet50-like models, we only train for 100 epochs following [14].", "Sec. 4.1"),
+    # Sec. 4.1: the comparisons the paper draws from Table 3
+    ("claim.0.5x_faster", "RepGhostNet 0.5× is **20%** faster than GhostNet 0.5× with 0.5% higher Top-1 accuracy",
+     "Sec. 4.1"),
+    ("claim.1x_faster", "RepGhostNet 1.0× is 14% faster than MobileNetV3 Large 0.75× with 0.7% higher Top-1 "
+                        "accuracy", "Sec. 4.1"),
+    ("claim.0.58x_accuracy", "our RepGhostNet 0.58× surpasses GhostNet 0.5× by **2.5%** Top-1 accuracy", "Sec. 4.1"),
+    ("claim.1.11x_accuracy", "RepGhostNet 1.11× surpasses MobileNetV3 Large 0.75× by 1.6% Top-1 accuracy",
+     "Sec. 4.1"),
+    # Table 6: Variant | id | 1x1dconv | BN | Top-1 Acc.(%)
+    ("table6.no_reparam", "no-reparam 66.3", f"{_T6} none (module e)"),
+    ("table6.id", "✓ 66.4", f"{_T6} id"),
+    ("table6.1x1dconv", "✓ 66.2", f"{_T6} 1x1dconv"),
+    ("table6.bn", "✓ 66.9", f"{_T6} BN"),
+    ("table6.1x1dconv_bn", "✓ ✓ 66.5", f"{_T6} 1x1dconv, BN"),
+    ("table6.id_1x1dconv_bn", "✓ ✓ ✓ 66.5", f"{_T6} id, 1x1dconv, BN"),
+    ("table6.bn_relu", "+ReLU ✓ 66.6", f"{_T6} BN, with ReLU after the depthwise conv"),
+    # Table 7: RepGhostNet | Shortcut | Top1 Acc.(%) | Latency(ms)
+    ("table7.shortcuts_removed", "there are 11 shortcuts of identity mapping removed in RepGhostNet", "Sec. 4.3"),
+    ("table7.0.5x", "0.5 \\times ✓ 66.9 25.1", f"{_T7}, with shortcut"),
+    ("table7.0.5x_no_shortcut", "✗ 64.1(-2.8) 24.9(-0.2)", f"{_T7}, RepGhostNet 0.5x without shortcut"),
+    ("table7.1x", "1.0 \\times ✓ 74.2 62.2", f"{_T7}, with shortcut"),
+    ("table7.1x_no_shortcut", "✗ 72.7(-1.5) 60.5(-1.7)", f"{_T7}, RepGhostNet 1.0x without shortcut"),
+    ("table7.1.5x", "1.5 \\times ✓ 77.5 116.9", f"{_T7}, with shortcut"),
+    ("table7.1.5x_no_shortcut", "✗ 75.8(-1.7) 114.9(-2.0)", f"{_T7}, RepGhostNet 1.5x without shortcut"),
+    ("table7.2x", "2.0 \\times ✓ 78.8 190.0", f"{_T7}, with shortcut"),
+    ("table7.2x_no_shortcut", "✗ 77.9(-0.9) 186.7(-2.3)", f"{_T7}, RepGhostNet 2.0x without shortcut"),
+]
+
+#: Every quote, by key.
+QUOTES: Dict[str, Quote] = {key: Quote(key, text, where) for key, text, where in _ENTRIES}
+
+#: The numeric columns of a Table 3 row, in order (``None`` where the paper prints "-").
+TABLE3_COLUMNS = ("params_m", "flops_m", "latency_ms", "top1", "top5")
+
+
+def quote(key: str) -> str:
+    """The verbatim text of the quote ``key``, e.g. ``quote("recipe.lr") == "Base learning rate is 0.6"``."""
+    if key not in QUOTES:
+        near = difflib.get_close_matches(key, QUOTES, n=3)
+        hint = f"did you mean {', '.join(near)}?" if near else "see repghost_mini.paper.QUOTES for the keys."
+        raise UserError(f"no paper quote named {key!r}: {hint}")
+    return QUOTES[key].text
+
+
+def table3(arch: str, width: float) -> Dict[str, Optional[float]]:
+    """The numbers of a Table 3 row (``arch`` "repghostnet" or "ghostnet"), by :data:`TABLE3_COLUMNS`.
+
+    Read from the row's quote (its last five cells), so they cannot drift from the quoted text.
+    """
+    key = f"table3.{arch}_{width:g}x"
+    if key not in QUOTES:
+        rows = sorted(k[len("table3."):] for k in QUOTES if k.startswith("table3.") and k != "table3.header")
+        raise UserError(f"Table 3 has no row {arch} {width:g}x; its rows here are {', '.join(rows)}.")
+    cells = QUOTES[key].text.split()[-len(TABLE3_COLUMNS):]
+    return {col: None if cell == "-" else float(cell) for col, cell in zip(TABLE3_COLUMNS, cells)}
+
+
+def check_quotes(seed_path: Union[str, Path]) -> List[str]:
+    """The keys of :data:`QUOTES` whose text is not in the paper's text at ``seed_path`` (whitespace-normalised).
+
+    An empty list means every number attributed to the paper is found verbatim in it.
+    """
+    paper = normalise(Path(seed_path).read_text(encoding="utf-8"))
+    return [key for key, q in QUOTES.items() if normalise(q.text) not in paper]

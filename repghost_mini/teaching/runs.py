@@ -1,0 +1,132 @@
+"""One machine, one run: the notebooks are executed together, and each says where and when it ran.
+
+A latency in notebook 04 and one in notebook 07 can only be compared if both were measured on the same CPU on the
+same day. So every notebook opens with :func:`run_stamp` -- one line with the run id, the CPU, the threads and the
+library versions -- and closes with :func:`notebook_time`, its own wall time. :func:`execute_notebooks` (the
+``python -m repghost_mini notebooks --execute`` command) re-executes all notebooks in order, in place, under one
+run id, and refuses to start on a busy machine, where every timing would be off by tens of percent.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import secrets
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Union
+
+from ..errors import UserError
+
+__all__ = ["run_stamp", "notebook_time", "cpu_description", "execute_notebooks", "committed_stamps",
+           "RUN_ID_VARIABLE"]
+
+#: Environment variable through which :func:`execute_notebooks` hands its run id to every notebook's kernel.
+RUN_ID_VARIABLE = "REPGHOST_MINI_RUN_ID"
+_STARTED: Optional[float] = None
+
+
+def cpu_description(cpuinfo: Union[str, os.PathLike] = "/proc/cpuinfo") -> str:
+    """The CPU as one short phrase: its model name, family / model numbers and widest vector unit (two machines
+    sold under one name, e.g. "AMD EPYC", can differ twofold in speed)."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return platform.processor() or platform.machine() or "unknown CPU"
+    fields: Dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    vector = ("AVX-512 VNNI" if "avx512_vnni" in flags else "AVX-512" if "avx512f" in flags else
+              "AVX2" if "avx2" in flags else "no AVX2")
+    numbers = f"family {fields['cpu family']} model {fields['model']}" if "cpu family" in fields else ""
+    name = fields.get("model name") or platform.processor() or "unknown CPU"
+    return " ".join(part for part in (name, numbers, f"({vector})") if part)
+
+
+def _versions() -> str:
+    import importlib.metadata
+
+    parts = []
+    for package in ("torch", "onnxruntime"):
+        try:
+            parts.append(f"{package}={importlib.metadata.version(package)}")
+        except importlib.metadata.PackageNotFoundError:
+            parts.append(f"{package}=none")
+    return " ".join(parts)
+
+
+def run_stamp() -> str:
+    """``RUN STAMP run=<id> | cpu=<CPU> | cores=<n> threads=<torch threads> | torch=... onnxruntime=... | <UTC>``,
+    and starts the clock :func:`notebook_time` reads. The run id is the one :func:`execute_notebooks` set for
+    all notebooks of its run; a notebook run by hand gets ``adhoc-...`` (its numbers belong to no common run)."""
+    global _STARTED
+    import torch
+
+    _STARTED = time.perf_counter()
+    now = datetime.now(timezone.utc)
+    run = os.environ.get(RUN_ID_VARIABLE) or f"adhoc-{now:%Y%m%dT%H%M%S}"
+    return (f"RUN STAMP run={run} | cpu={cpu_description()} | cores={os.cpu_count()} "
+            f"threads={torch.get_num_threads()} | {_versions()} | {now:%Y-%m-%d %H:%M} UTC")
+
+
+def committed_stamps(paths: Sequence[Union[str, os.PathLike]]) -> Dict[str, Dict[str, str]]:
+    """``{notebook name: {"stamp": ..., "time": ...}}``: the RUN STAMP and NOTEBOOK TIME lines of committed
+    notebooks (empty strings where a notebook has none)."""
+    import json
+
+    found = {}
+    for path in map(Path, paths):
+        lines = ["".join(o.get("text", "")) for cell in json.loads(path.read_text()).get("cells", [])
+                 for o in cell.get("outputs", []) if o.get("output_type") == "stream"]
+        text = "\n".join(lines).splitlines()
+        found[path.name] = {key: next((line for line in text if line.startswith(prefix)), "")
+                            for key, prefix in (("stamp", "RUN STAMP "), ("time", "NOTEBOOK TIME "))}
+    return found
+
+
+def notebook_time() -> str:
+    """``NOTEBOOK TIME <s> s on <CPU>``: seconds since :func:`run_stamp` (the notebook's own wall time)."""
+    if _STARTED is None:
+        raise UserError("notebook_time() measures from run_stamp(); run the notebook's first cell first.")
+    return f"NOTEBOOK TIME {time.perf_counter() - _STARTED:.0f} s on {cpu_description()}"
+
+
+def execute_notebooks(paths: Sequence[Union[str, os.PathLike]], max_load: float = 0.5, timeout: int = 1800,
+                      log: Callable[[str], None] = print) -> Dict[str, float]:
+    """Execute the notebooks ``paths`` in this order, each in a fresh kernel, and save them in place with their
+    outputs; all share one run id (:data:`RUN_ID_VARIABLE`). Refuses to start when the 1-minute load average is
+    above ``max_load``. A notebook that raises stops the run (the notebook is left as it was). Returns
+    ``{name: seconds}``."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    notebooks: List[Path] = [Path(p) for p in paths]
+    missing = [str(p) for p in notebooks if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"no notebook at {missing[0]}; give .ipynb files (e.g. notebooks/*.ipynb).")
+    load = os.getloadavg()[0]
+    if load > max_load:
+        raise UserError(f"the machine is busy (1-minute load average {load:.2f} > {max_load}): timings measured now "
+                        "would not be comparable; wait until it is idle (stop other jobs) and run again.")
+    run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    os.environ[RUN_ID_VARIABLE] = run_id  # the kernels inherit this process's environment
+    os.environ.pop("MPLBACKEND", None)  # figures are drawn by the kernel's inline backend
+    log(f"run {run_id}: {len(notebooks)} notebooks on {cpu_description()} (load {load:.2f})")
+    times: Dict[str, float] = {}
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        start = time.perf_counter()
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+                                resources={"metadata": {"path": str(path.parent.resolve())}})
+        try:
+            client.execute()
+        except CellExecutionError as err:
+            raise UserError(f"{path.name} failed (left unchanged): {str(err).strip().splitlines()[-1][:300]}") \
+                from None
+        times[path.name] = time.perf_counter() - start
+        nbformat.write(nb, path)
+        log(f"{path.name}: {times[path.name]:.0f} s")
+    return times
