@@ -1,4 +1,5 @@
-"""Training throughput (images/s) of RepGhostNet-0.5x vs timm's repghostnet_050 in the same loop (issue 4).
+"""Training throughput (images/s) of RepGhostNet-0.5x vs timm's repghostnet_050 in the same loop, and eager vs
+``torch.compile`` (``train --compile``) side by side.
 
 32x32 CIFAR-10 batches of 128 from the exact subset (REPGHOST_MINI_DATA), the trainer's step (SGD momentum 0.9,
 label-smoothed cross-entropy, EMA update), N CPU threads; the small-input model also in channels_last (NHWC)
@@ -24,6 +25,9 @@ import repghost_mini as r
 
 #: The trainer's default on CPU and CUDA (TrainConfig.channels_last=None): weights and batches in NHWC memory order.
 CHANNELS_LAST = "ours repghostnet_050 (small_input, channels_last)"
+#: The same through torch.compile (train --compile); its first steps compile, timed apart as "compile time".
+COMPILED = "ours repghostnet_050 (small_input, channels_last, torch.compile)"
+NHWC = (CHANNELS_LAST, COMPILED)
 
 
 def models():
@@ -35,6 +39,7 @@ def models():
         "ours repghostnet_050 (small_input)": r.build_model("repghostnet_050", 10, small_input=True),
         "timm repghostnet_050": timm.create_model("repghostnet_050", num_classes=10, drop_rate=0.2),
         CHANNELS_LAST: r.build_model("repghostnet_050", 10, small_input=True).to(memory_format=torch.channels_last),
+        COMPILED: r.build_model("repghostnet_050", 10, small_input=True).to(memory_format=torch.channels_last),
     }
 
 
@@ -77,24 +82,31 @@ def main(argv=None):
     bundle = r.load_dataset("cifar10-subset")
     nets = models()
     state = {}
+    compile_seconds = None
     for name, m in nets.items():
         m.train()
         loader, _ = r.make_loaders(bundle, args.batch_size, seed=0)
         state[name] = (AveragedModel(m, multi_avg_fn=get_ema_multi_avg_fn(0.99), use_buffers=True),
                        torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-5), endless(loader))
-        run_steps(m, *state[name], 2, nn.CrossEntropyLoss(label_smoothing=0.1), name == CHANNELS_LAST)  # warm-up
+        if name == COMPILED:
+            nets[name] = torch.compile(m)  # the EMA and the optimizer keep the module's own parameters
+        t0 = time.perf_counter()
+        run_steps(nets[name], *state[name], 2, nn.CrossEntropyLoss(label_smoothing=0.1), name in NHWC)  # warm-up
+        if name == COMPILED:
+            compile_seconds = time.perf_counter() - t0
     rates = {n: [] for n in nets}
     waits = {n: [] for n in nets}
     crit = nn.CrossEntropyLoss(label_smoothing=0.1)
     for rnd in range(args.rounds):
         order = list(nets) if rnd % 2 == 0 else list(reversed(nets))
         for name in order:
-            sec, wait = run_steps(nets[name], *state[name], args.steps, crit, name == CHANNELS_LAST)
+            sec, wait = run_steps(nets[name], *state[name], args.steps, crit, name in NHWC)
             rates[name].append(args.steps * args.batch_size / sec)
             waits[name].append(wait / sec)
         print(f"round {rnd + 1}: " + ", ".join(f"{n}: {rates[n][-1]:.0f} img/s" for n in nets), flush=True)
     load = os.getloadavg()
-    macs = {n: r.count_macs(m.eval(), (1, 3, 32, 32)) for n, m in nets.items()}
+    macs = {n: r.count_macs(m.eval(), (1, 3, 32, 32)) for n, m in nets.items() if n != COMPILED}
+    macs[COMPILED] = macs[CHANNELS_LAST]
     lines = [f"Training throughput, batch {args.batch_size}, 32x32 CIFAR-10 subset, {args.threads} CPU threads, "
              f"torch {torch.__version__}; median of {args.rounds} interleaved rounds x {args.steps} steps; "
              f"load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (shared machine).", "",
@@ -107,7 +119,10 @@ def main(argv=None):
     cl_ratio = statistics.median(a / b for a, b in zip(rates[CHANNELS_LAST], rates[names[1]]))
     lines += ["", f"ours (standard stem) / timm, same architecture, median of per-round ratios: {ratio:.2f}x",
               f"small_input channels_last / small_input NCHW (the trainer's default since this measurement / before), "
-              f"median of per-round ratios: {cl_ratio:.2f}x"]
+              f"median of per-round ratios: {cl_ratio:.2f}x",
+              f"torch.compile / eager (both small_input channels_last), median of per-round ratios: "
+              f"{statistics.median(a / b for a, b in zip(rates[COMPILED], rates[CHANNELS_LAST])):.2f}x "
+              f"(goal >= 1.5x); compile time (first 2 steps) {compile_seconds:.0f} s, not in the img/s"]
     text = "\n".join(lines)
     print(text)
     if args.out:

@@ -450,6 +450,8 @@ _TRAIN_ARGS: List[_Option] = [
     _field(("--device",), help="auto (default), cpu, cuda"),
     _field(("--amp",), action=argparse.BooleanOptionalAction, help="mixed precision (default: on CUDA)"),
     _field(("--channels-last",), action=argparse.BooleanOptionalAction),
+    _field(("--compile",), action=argparse.BooleanOptionalAction,
+           help="run the training step through torch.compile (default: on with CUDA, off on the CPU)"),
     _field(("--sync-bn",), action="store_true", help="SyncBatchNorm under DDP"),
     _field(("--workers",), type=int),
     _field(("--threads",), type=_positive_int),

@@ -96,7 +96,8 @@ def reparameterize(model: nn.Module, inplace: bool = False) -> nn.Module:
     ``model`` must be in eval mode (fusion uses BN running statistics). A deep copy is converted unless
     ``inplace=True``. Converting an already converted model changes nothing. Works on any module tree that
     contains our blocks; a BatchNorm that does not directly follow a conv in a ``nn.Sequential`` (or one of
-    our blocks) is left as it is. Raises ``ValueError`` for the "+ReLU" variant, which cannot be fused.
+    our blocks) is left as it is. A model card attached as ``model.card`` is marked ``fused``. Raises ``ValueError``
+    for the "+ReLU" variant, which cannot be fused.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"reparameterize expects a torch.nn.Module, got {type(model).__name__}.")
@@ -113,5 +114,8 @@ def reparameterize(model: nn.Module, inplace: bool = False) -> nn.Module:
     _check_bn_statistics(model)
     if not inplace:
         model = copy.deepcopy(model)
+    card = getattr(model, "card", None)
+    if card is not None and hasattr(card, "replace"):  # a model card (repghost_mini.ModelCard) now describes e
+        model.card = card.replace(fused=True)
     _replace_repghost_modules(model)
     return fold_conv_bn_pairs(model).eval()  # new layers start in train mode; the whole model was in eval

@@ -110,7 +110,9 @@ class ScheduleOptions:
 @dataclass
 class RunOptions:
     """How a run is carried out, not what it computes: these may differ when resuming and are not compared when a
-    finished run is matched (:func:`train_or_load`)."""
+    finished run is matched (:func:`train_or_load`). ``compile``: run the training step through ``torch.compile``
+    (same results up to float rounding; the first steps pay the compilation); ``None``: on with CUDA, off on the
+    CPU, where it has not yet been measured as a win on every CPU kind (``benchmarks/train_throughput.py``)."""
 
     device: str = "auto"
     workers: Optional[int] = None
@@ -123,6 +125,7 @@ class RunOptions:
     checkpoint: bool = True
     stop_after: Optional[int] = None
     eval_every: int = 1
+    compile: Optional[bool] = None
 
 
 #: TrainConfig fields that change how a run is carried out, not what it computes (:class:`RunOptions`).
@@ -451,7 +454,8 @@ class _Run:
     run_dir: Path
     model: nn.Module
     ema: Optional[AveragedModel]
-    net: nn.Module
+    net: nn.Module  # what the training step calls: the model, in DDP, through torch.compile, as configured
+    eager: nn.Module  # the same without torch.compile: the fallback when compilation fails
     optimizer: torch.optim.Optimizer
     scheduler: Any
     scaler: torch.amp.GradScaler
@@ -536,11 +540,14 @@ def _setup(cfg: TrainConfig, bundle: DataBundle, network: Optional[Network], ran
     net: nn.Module = model
     if world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    eager = net
+    if (device.type == "cuda") if cfg.compile is None else cfg.compile:
+        net = torch.compile(net)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                                 nesterov=False)
     ticks = _TIME_TICKS if cfg.epochs is None else cfg.epochs * len(train_loader)
     return _Run(cfg, rank, world, device, use_amp, amp_dtype, channels_last, bundle, train_loader, test_loader,
-                holdout_loader, run_dir, model, ema, net, optimizer, _schedule(optimizer, cfg.warmup, ticks),
+                holdout_loader, run_dir, model, ema, net, eager, optimizer, _schedule(optimizer, cfg.warmup, ticks),
                 torch.amp.GradScaler(device.type, enabled=use_amp and amp_dtype == torch.float16),
                 nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing), ticks)
 
@@ -615,14 +622,29 @@ def _restart_schedule(run: _Run, diff: Dict[str, Tuple[Any, Any]]) -> None:
     run.scheduler = _schedule(run.optimizer, 0.0, run.ticks)
 
 
+def _forward(run: _Run, x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(logits, loss) through ``run.net``; when torch.compile fails (it compiles on the first call), one line says
+    so and the run goes on with the eager model."""
+    try:
+        with torch.autocast(run.device.type, dtype=run.amp_dtype, enabled=run.use_amp):
+            out = run.net(x)
+            return out, run.criterion(out, y)
+    except Exception as err:  # compilation errors come from inductor, dynamo, a C++ compiler ...: any of them
+        if run.net is run.eager:
+            raise
+        if run.is_main:
+            tqdm.write(f"note: torch.compile failed ({type(err).__name__}: {str(err).strip().splitlines()[0][:160]}"
+                       "); training continues without it.")
+        run.net = run.eager
+        return _forward(run, x, y)
+
+
 def _train_step(run: _Run, x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """One SGD step (AMP, gradient scaling, EMA update); returns (loss, logits), detached."""
     x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
     if run.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    with torch.autocast(run.device.type, dtype=run.amp_dtype, enabled=run.use_amp):
-        out = run.net(x)
-        loss = run.criterion(out, y)
+    out, loss = _forward(run, x, y)
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(loss).backward()
     run.scaler.step(run.optimizer)
