@@ -471,6 +471,7 @@ class _Run:
     changes: List[Dict[str, Any]] = field(default_factory=list)
     sched_step0: int = 0  # where the schedule (re)started: 0, or the resume point after --allow-changes
     sched_elapsed0: float = 0.0
+    bar: Any = None  # the run's tqdm progress bar
 
     @property
     def is_main(self) -> bool:
@@ -491,6 +492,9 @@ def _train(cfg: TrainConfig, bundle: DataBundle, network: Optional[Network], ran
         _resume(run)
     max_epochs = cfg.epochs if cfg.epochs is not None else 10 ** 9
     last_epoch = min(max_epochs, run.epoch + cfg.stop_after) if cfg.stop_after else max_epochs
+    # one progress bar for the whole call (a bar per epoch leaves a dead "0/80" widget per epoch in a notebook)
+    total = (last_epoch - run.epoch) * len(run.train_loader) if cfg.epochs is not None else None
+    run.bar = tqdm(total=total, desc="training", disable=not (cfg.progress and run.is_main), dynamic_ncols=True)
     while run.epoch < last_epoch and not run.stop and not run.budget_spent():
         row = _train_one_epoch(run)
         if run.is_main and cfg.eval_every and (run.epoch % cfg.eval_every == 0 or run.stop
@@ -505,6 +509,7 @@ def _train(cfg: TrainConfig, bundle: DataBundle, network: Optional[Network], ran
                 _save_checkpoint(run)
         if world > 1:
             dist.barrier()
+    run.bar.close()
     return _finish(run)
 
 
@@ -674,9 +679,8 @@ def _train_one_epoch(run: _Run) -> Dict[str, Any]:
     loss_sum = torch.zeros((), device=run.device)
     correct = torch.zeros((), device=run.device)
     seen, wait, t_epoch = 0, 0.0, time.perf_counter()
-    steps = len(run.train_loader)
-    bar = tqdm(total=steps, desc=f"epoch {run.epoch + 1}", disable=not (run.cfg.progress and run.is_main),
-               leave=False, dynamic_ncols=True)
+    bar = run.bar
+    bar.set_description(f"epoch {run.epoch + 1}")
     t_prev = time.perf_counter()
     for x, y in run.train_loader:
         wait += time.perf_counter() - t_prev
@@ -688,7 +692,7 @@ def _train_one_epoch(run: _Run) -> Dict[str, Any]:
         run.elapsed += now - t_prev  # data wait + step: the training time the budget counts
         t_prev = now
         _advance_schedule(run)
-        if bar.n % 5 == 0 or bar.n == steps - 1:
+        if run.step % 5 == 0:
             rate = seen * run.world / max(time.perf_counter() - t_epoch, 1e-9)
             bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}", acc=f"{100 * correct.item() / seen:.1f}",
                             img_s=f"{rate:.0f}")
@@ -696,7 +700,6 @@ def _train_one_epoch(run: _Run) -> Dict[str, Any]:
         if run.budget_spent():
             run.stop = True
             break
-    bar.close()
     epoch_time = time.perf_counter() - t_epoch
     stats = torch.stack([loss_sum, correct, torch.tensor(float(seen), device=run.device)])
     if run.world > 1:
