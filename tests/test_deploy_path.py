@@ -11,29 +11,9 @@ import repghost_mini as rg
 from repghost_mini.cli import main
 from repghost_mini.deploy import artifacts
 from repghost_mini.training import trainer
+from test_cli import run_main, subset_available
 
 DATA = Path(__file__).resolve().parent / "data"
-
-
-def run_main(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def subset_available() -> bool:
-    try:
-        rg.load_dataset("cifar10-subset", download=False)
-        return True
-    except FileNotFoundError:
-        return False
-
-
-needs_subset = pytest.mark.skipif(not subset_available(), reason="the CIFAR-10 subset is not found (set "
-                                                                 "REPGHOST_MINI_DATA)")
 
 
 @pytest.fixture(scope="module")

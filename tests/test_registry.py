@@ -70,3 +70,12 @@ def test_timm_prefix_builds_any_timm_model():
     assert r.count_params(model) == r.count_params(r.build_model("repghostnet_050", 10, small_input=False))
     with torch.no_grad():
         assert model.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_building_a_named_model_leaves_the_global_random_state_alone():
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    a = r.training.build_named_model("repghostnet_050_fused")
+    assert torch.equal(torch.get_rng_state(), before)
+    b = r.training.build_named_model("repghostnet_050_fused")  # still seeded: the same weights every time
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))

@@ -189,13 +189,15 @@ def build_model(name: str, num_classes: int = 1000, small_input: bool = False, d
 
 def build_named_model(name: str) -> nn.Module:
     """An eval-mode network by name with seeded random weights (fine for latency, not for accuracy): ImageNet
-    head and stem; ``_fused`` names are fused after their BatchNorm statistics are randomized."""
+    head and stem; ``_fused`` names are fused after their BatchNorm statistics are randomized. The global random
+    state is the same afterwards (the seeding happens inside ``torch.random.fork_rng``)."""
     entry = model_entry(name)
-    torch.manual_seed(0)
-    if entry.family == "timm":
-        return entry.build().eval()
-    model = replace(entry, fused=False).build(small_input=False).eval()
-    if entry.fused:
-        model = fuse_model(randomize_bn_stats_(model, seed=0))
-    return model.eval()
+    with torch.random.fork_rng(devices=[]):  # seeded weights (fusion builds layers too); the caller's random
+        torch.manual_seed(0)                 # stream is left as it was
+        if entry.family == "timm":
+            return entry.build().eval()
+        model = replace(entry, fused=False).build(small_input=False).eval()
+        if entry.fused:
+            model = fuse_model(randomize_bn_stats_(model, seed=0))
+        return model.eval()
 
