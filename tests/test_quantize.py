@@ -247,7 +247,7 @@ def test_cli_errors_are_one_line(checkpoint, tmp_path, capsys):
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"\x00\x01 not a protobuf")
     cases = [(["eval", str(garbage), "--dataset", "cifar10-subset"], "not .*ONNX model"),
-             (["eval", str(garbage)], "pass --dataset"),
+             (["eval", str(garbage)], "not .*ONNX model"),  # the file is read first: its card names the data
              (["quantize", str(checkpoint), str(tmp_path / "q.onnx"), "--calibration-images", "0"],
               "calibration set is empty"),
              (["quantize", str(checkpoint), str(tmp_path / "q.txt")], "must end in .onnx")]
@@ -260,6 +260,9 @@ def test_cli_errors_are_one_line(checkpoint, tmp_path, capsys):
     assert main(["eval", str(big), "--dataset", "cifar10-subset"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "takes inputs of shape ?x3x64x64" in err and "3x32x32 images" in err
+    assert main(["eval", str(big)]) == 2  # exported without a model card: nothing names its data set
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no model card naming its dataset; pass --dataset" in err
 
 
 @needs_data
