@@ -169,10 +169,6 @@ class ModelCard:
         """``(1, in_chans, image_size, image_size)``: the input shape of one image."""
         return (1, self.in_chans, self.image_size, self.image_size)
 
-    def build(self) -> nn.Module:
-        """The network these options build, untrained, in training form (the weights are loaded by the reader)."""
-        return self.options.build(self.num_classes)
-
     def preprocess(self, images: Sequence[Any]):
         """A float batch ``(N, 3, image_size, image_size)`` from PIL images or uint8 tensors ``(3, H, W)``: resized
         (shorter side) and centre-cropped to ``image_size``, scaled to [0, 1], normalized with the card's
