@@ -24,7 +24,8 @@ from typing import Dict, List, Optional, Union
 
 from .errors import UserError
 
-__all__ = ["Quote", "QUOTES", "quote", "check_quotes", "normalise", "table3", "TABLE3_COLUMNS"]
+__all__ = ["Quote", "QUOTES", "quote", "check_quotes", "normalise", "table3", "TABLE3_COLUMNS", "table5",
+           "TABLE5_COLUMNS"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +65,13 @@ _ENTRIES = [
                          "corresponding network.", "Sec. 3.1"),
     ("sec3.1.cat_vs_add", "Concatenation costs $\\sim 2x$ times over Add.", "Sec. 3.1"),
     ("sec3.1.savings", "can save 7% ~ 11% time compared to concatenation and 5% ~ 8% to add", "Sec. 3.1, Fig. 2"),
+    ("sec3.1.repeat_n", "Concatenating b_1 and b_2 is direct, and this process would repeat N times.", "Sec. 3.1"),
+    ("footnote2", "For feature maps with batch size 1, pre-allocating memory to M_1 and M_2 can even omit the "
+                  "concatenation process, but it needs operator-level optimization.", "Sec. 3.1, footnote 2"),
+    ("sec3.1.nhwc", "For data in layout NHWC [1], the largest contiguous block of memory is much smaller",
+     "Sec. 3.1"),
+    ("sec2.2.implicit_reuse", "We utilize re-parameterization technique to realize feature reuse implicitly by "
+                              "replacing the inefficient concatenation operator in Ghost module", "Sec. 2.2"),
     # Table 2: RepGhostNet 1.0x, Input | Operator | #mid | #out | SE | Stride
     ("table2.header", "Input Operator #mid #out SE Stride", "Table 2 (header)"),
     ("table2.stem", "$224^2 \\times 3$ Conv3 \\times 3 - 16 - 2", "Table 2"),
@@ -132,6 +140,16 @@ _ENTRIES = [
     ("claim.0.58x_accuracy", "our RepGhostNet 0.58× surpasses GhostNet 0.5× by **2.5%** Top-1 accuracy", "Sec. 4.1"),
     ("claim.1.11x_accuracy", "RepGhostNet 1.11× surpasses MobileNetV3 Large 0.75× by 1.6% Top-1 accuracy",
      "Sec. 4.1"),
+    # Table 5 and Sec. 4.3: Ghost-Res50 vs RepGhost-Res50
+    ("table5.header", "Model Params(M) FLOPs(B) MNN Latency(ms) TRT Latency(ms) Top-1(%) Top-5(%)",
+     "Table 5 (header)"),
+    ("table5.ghost_res50_s2", "Ghost-Res50 (s=2) [14] 14.0 2.2 610.6 64.8 76.2 93.0", "Table 5"),
+    ("table5.repghost_res50_s1.4", "RepGhost-Res50 (s=1.4) 13.2 2.2 547.1 56.5 76.2 93.0", "Table 5"),
+    ("table5.ghost_res50_s4", "Ghost-Res50 (s=4) [14] 8.2 1.2 423.9 70.2 73.1 91.3", "Table 5"),
+    ("table5.repghost_res50_s2", "RepGhost-Res50 (s=2) 7.1 1.2 331.6 38.9 73.6 91.5", "Table 5"),
+    ("table5.caption", "Results on comparison with Ghost-Res50.", "Table 5, caption"),
+    ("sec4.3.res50_replace", "We replace the Ghost module in Ghost-Res50 with our RepGhost module to get "
+                             "RepGhost-Res50.", "Sec. 4.3"),
     # Table 6: Variant | id | 1x1dconv | BN | Top-1 Acc.(%)
     ("table6.no_reparam", "no-reparam 66.3", f"{_T6} none (module e)"),
     ("table6.id", "✓ 66.4", f"{_T6} id"),
@@ -179,6 +197,21 @@ def table3(arch: str, width: float) -> Dict[str, Optional[float]]:
         raise UserError(f"Table 3 has no row {arch} {width:g}x; its rows here are {', '.join(rows)}.")
     cells = QUOTES[key].text.split()[-len(TABLE3_COLUMNS):]
     return {col: None if cell == "-" else float(cell) for col, cell in zip(TABLE3_COLUMNS, cells)}
+
+
+#: The numeric columns of a Table 5 row, in order.
+TABLE5_COLUMNS = ("params_m", "flops_b", "mnn_latency_ms", "trt_latency_ms", "top1", "top5")
+
+
+def table5(arch: str, ratio: float) -> Dict[str, float]:
+    """The numbers of a Table 5 row (``arch`` "ghost_res50" or "repghost_res50", ``ratio`` its s), by
+    :data:`TABLE5_COLUMNS`; read from the row's quote, like :func:`table3`."""
+    key = f"table5.{arch}_s{ratio:g}"
+    if key not in QUOTES:
+        rows = sorted(k[len("table5."):] for k in QUOTES if k.startswith("table5.") and k[7:].count("_s"))
+        raise UserError(f"Table 5 has no row {arch} s={ratio:g}; its rows here are {', '.join(rows)}.")
+    cells = QUOTES[key].text.split()[-len(TABLE5_COLUMNS):]
+    return {col: float(cell) for col, cell in zip(TABLE5_COLUMNS, cells)}
 
 
 def check_quotes(seed_path: Union[str, Path]) -> List[str]:

@@ -73,3 +73,11 @@ def test_table2_agrees_with_repghostnet_cfg():
     assert f"table2.bneck{len(bottlenecks) + 1:02d}" not in paper.QUOTES
     for (_, mid, out, se, stride), cells in zip(bottlenecks, quoted):
         assert cells == [str(mid), str(out), "1" if se else "-", str(stride)]
+
+
+def test_table5_rows():
+    assert paper.table5("repghost_res50", 2) == dict(params_m=7.1, flops_b=1.2, mnn_latency_ms=331.6,
+                                                     trt_latency_ms=38.9, top1=73.6, top5=91.5)
+    assert paper.table5("ghost_res50", 2)["params_m"] == 14.0
+    with pytest.raises(ValueError, match="no row repghost_res50 s=4"):
+        paper.table5("repghost_res50", 4)

@@ -11,6 +11,7 @@ Read in that order; each file is one step of the paper and imports only the ones
  bottlenecks     Fig. 4, Sec. 3.3: Ghost and RepGhost bottlenecks, SE
  networks        Table 2 / 3: RepGhostNet and GhostNet at every width, ``features_only`` feature maps
  reparam         Sec. 3.2 "Fast Inference", Fig. 4c: the whole network to its inference form
+ resnet          Table 5: Ghost-Res50 and RepGhost-Res50 (ResNet-50 built from modules a and d)
 ==============  ==============================================================================
 
 Vocabulary (one word per idea, used in every signature and docstring)
@@ -33,11 +34,12 @@ Fusion, from the smallest step to the largest
 Every module, bottleneck and network (both forms) is traceable by ``torch.fx.symbolic_trace`` and scriptable by
 ``torch.jit.script``: the input checks are :func:`check_input` calls that FX records as one graph node.
 """
-from . import bottlenecks, fusion, modules, networks, reparam
+from . import bottlenecks, fusion, modules, networks, reparam, resnet
 from .bottlenecks import *  # noqa: F401,F403
 from .fusion import *  # noqa: F401,F403
 from .modules import *  # noqa: F401,F403
 from .networks import *  # noqa: F401,F403
 from .reparam import *  # noqa: F401,F403
+from .resnet import *  # noqa: F401,F403
 
-__all__ = fusion.__all__ + modules.__all__ + bottlenecks.__all__ + networks.__all__ + reparam.__all__
+__all__ = fusion.__all__ + modules.__all__ + bottlenecks.__all__ + networks.__all__ + reparam.__all__ + resnet.__all__

@@ -17,6 +17,10 @@ and $\mathrm{dconv}$ is a depthwise $k\times k$ conv followed by BN.
 c and d contain only linear operators between $x_1$ and the final ReLU, so :meth:`RepGhostModule.fuse`
 turns them into e exactly (Eq. 2). a has a concat and b and d's "+ReLU" variant have a ReLU inside a
 branch, so they cannot be fused into one conv.
+
+a, d and e also take ``kernel_size`` and ``stride`` of the primary conv (default 1, the 1x1 conv above): a module
+that replaces a strided $3\times3$ conv of ResNet-50 keeps that kernel and stride in its primary conv (Table 5,
+:mod:`.resnet`).
 """
 from __future__ import annotations
 
@@ -51,10 +55,16 @@ def _check_channels(in_channels: int, out_channels: int) -> None:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
-def _primary_conv(in_channels: int, out_channels: int, relu: bool) -> nn.Sequential:
-    """The module's input 1x1 conv + BN (+ ReLU), omitted in Fig. 3 and drawn in Fig. 4."""
+def _primary_conv(in_channels: int, out_channels: int, relu: bool, kernel_size: int = 1,
+                  stride: int = 1) -> nn.Sequential:
+    """The module's input conv + BN (+ ReLU), omitted in Fig. 3 and drawn in Fig. 4: 1x1 unless ``kernel_size``
+    says otherwise ("same" padding, ``stride``)."""
+    if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size!r}.")
+    if not isinstance(stride, int) or stride < 1:
+        raise ValueError(f"stride must be a positive integer, got {stride!r}.")
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 1, 1, 0, bias=False),
+        nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2, bias=False),
         nn.BatchNorm2d(out_channels),
         nn.ReLU(inplace=True) if relu else nn.Identity(),
     )
@@ -98,13 +108,13 @@ class GhostModule(_InputCheck):
     """
 
     def __init__(self, in_channels: int, out_channels: int, dw_size: int = 3, relu: bool = True,
-                 ratio: int = 2) -> None:
+                 ratio: int = 2, kernel_size: int = 1, stride: int = 1) -> None:
         super().__init__(in_channels, out_channels)
         if not isinstance(ratio, int) or ratio < 2:
             raise ValueError(f"ratio s must be an integer >= 2 (s = 2 in GhostNet), got {ratio!r}.")
         self.ratio = ratio
         init_channels = math.ceil(out_channels / ratio)
-        self.primary_conv = _primary_conv(in_channels, init_channels, relu)
+        self.primary_conv = _primary_conv(in_channels, init_channels, relu, kernel_size, stride)
         self.cheap_operation = nn.Sequential(
             _depthwise(init_channels, init_channels * (ratio - 1), dw_size),
             nn.BatchNorm2d(init_channels * (ratio - 1)),
@@ -158,7 +168,8 @@ class RepGhostModule(_InputCheck):
     """
 
     def __init__(self, in_channels: int, out_channels: int, dw_size: int = 3, relu: bool = True,
-                 branches: Sequence[str] = ("bn",), relu_after_dw: bool = False) -> None:
+                 branches: Sequence[str] = ("bn",), relu_after_dw: bool = False, kernel_size: int = 1,
+                 stride: int = 1) -> None:
         super().__init__(in_channels, out_channels)
         if isinstance(branches, str):
             branches = (branches,)
@@ -175,7 +186,7 @@ class RepGhostModule(_InputCheck):
         self.branches = tuple(b for b in REPARAM_BRANCHES if b in branches)
         self.identity_branch = "identity" in self.branches  # a bool, so TorchScript can branch on it
         self.relu_after_dw = relu_after_dw
-        self.primary_conv = _primary_conv(in_channels, out_channels, relu)
+        self.primary_conv = _primary_conv(in_channels, out_channels, relu, kernel_size, stride)
         self.cheap_operation = nn.Sequential(_depthwise(out_channels, out_channels, dw_size),
                                              nn.BatchNorm2d(out_channels))
         self.cheap_relu = nn.ReLU(inplace=True) if relu_after_dw else nn.Identity()
@@ -223,8 +234,10 @@ class RepGhostModule(_InputCheck):
         with torch.no_grad():
             kernel, bias = self.equivalent_kernel_bias()
             primary = fold_bn_into_conv(self.primary_conv[0], self.primary_conv[1])
+        conv = self.primary_conv[0]
         fused = RepGhostInferenceModule(self.in_channels, self.out_channels, self.dw_size,
-                                        relu=isinstance(self.relu, nn.ReLU))
+                                        relu=isinstance(self.relu, nn.ReLU), kernel_size=conv.kernel_size[0],
+                                        stride=conv.stride[0])
         fused.to(device=kernel.device, dtype=kernel.dtype)
         with torch.no_grad():
             fused.primary_conv[0].weight.copy_(primary.weight)
@@ -251,10 +264,12 @@ class RepGhostInferenceModule(_InputCheck):
     conv (all branches of module d folded in). Usually made by :meth:`RepGhostModule.fuse`.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, dw_size: int = 3, relu: bool = True) -> None:
+    def __init__(self, in_channels: int, out_channels: int, dw_size: int = 3, relu: bool = True,
+                 kernel_size: int = 1, stride: int = 1) -> None:
         super().__init__(in_channels, out_channels)
         self.dw_size = dw_size
-        self.primary_conv = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, 1, 0, bias=True),
+        self.primary_conv = nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size, stride,
+                                                    kernel_size // 2, bias=True),
                                           nn.ReLU(inplace=True) if relu else nn.Identity())
         self.cheap_operation = _depthwise(out_channels, out_channels, dw_size, bias=True)
         self.relu = nn.ReLU(inplace=True) if relu else nn.Identity()
