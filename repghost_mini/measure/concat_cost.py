@@ -14,6 +14,10 @@ add reads both operands as single contiguous blocks.
   bandwidth-bound machine would predict for each reading (cat/add = 4/3 and 2/3).
 * :func:`concat_vs_add_rounds` is the same measurement with one sample per round, for
   :func:`repghost_mini.measure.compare` (may a sentence say that cat costs more?).
+* Footnote 2: :func:`channel_slice_is_contiguous` says when a channel slice of one output buffer is a single
+  block of memory (batch 1 in NCHW), and :func:`preallocation_rounds` times the three ways to reuse features:
+  producers then ``torch.cat``, producers writing straight into the slices of a pre-allocated buffer
+  (:func:`reuse_by_preallocation`, no concat at all), and producers then an add.
 * :func:`operator_times` is Fig. 2: the absolute time of each operator in a whole forward pass, from
   ``torch.profiler`` (:func:`operator_time_shares`: the same as shares); :func:`replace_concat_with_add` makes
   the GhostNet whose concatenations are adds.
@@ -40,6 +44,11 @@ __all__ = [
     "ghostnet_concat_shapes",
     "time_concat_vs_add",
     "concat_vs_add_rounds",
+    "channel_slice_is_contiguous",
+    "reuse_by_concat",
+    "reuse_by_preallocation",
+    "reuse_by_add",
+    "preallocation_rounds",
     "replace_concat_with_add",
     "ReuseByAddModule",
     "operator_time_shares",
@@ -133,15 +142,19 @@ def _make_operands(pairs: Sequence[Tuple[Shape, Shape]], batch_size: int, channe
     return cat_inputs, add_inputs
 
 
-def _concat_add_timers(pairs, batch_size, channels_last, min_run_time, rounds, threads, device, dtype):
-    """The three warmed-up ``torch.utils.benchmark`` timers (cat, add of its operands, add of output-shaped
-    tensors) over all ``pairs``, after checking the arguments."""
+def _check_timing_args(pairs, batch_size, min_run_time, rounds) -> None:
     if not pairs:
         raise ValueError("pairs is empty: pass the shapes from ghostnet_concat_shapes().")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
     if min_run_time <= 0 or rounds < 1:
         raise ValueError(f"min_run_time must be > 0 and rounds >= 1, got {min_run_time!r} and {rounds!r}.")
+
+
+def _concat_add_timers(pairs, batch_size, channels_last, min_run_time, rounds, threads, device, dtype):
+    """The three warmed-up ``torch.utils.benchmark`` timers (cat, add of its operands, add of output-shaped
+    tensors) over all ``pairs``, after checking the arguments."""
+    _check_timing_args(pairs, batch_size, min_run_time, rounds)
     cat_inputs, add_inputs = _make_operands(pairs, batch_size, channels_last, device, dtype)
     stmts = {
         "cat": "for a, b in cat_inputs: torch.cat((a, b), dim=1)",
@@ -202,6 +215,103 @@ def concat_vs_add_rounds(pairs: Sequence[Tuple[Shape, Shape]], batch_size: int =
     with torch.inference_mode():
         samples = interleaved_rounds(lambda name: timers[name].blocked_autorange(min_run_time=min_run_time / rounds)
                                      .median * 1e3, list(timers), rounds)
+    return samples
+
+
+def _is_one_block(t: Tensor) -> bool:
+    """Whether ``t`` occupies one gap-free block of memory (contiguous in NCHW or in NHWC order)."""
+    return t.is_contiguous() or t.is_contiguous(memory_format=torch.channels_last)
+
+
+def channel_slice_is_contiguous(batch_size: int, channels: Tuple[int, int] = (8, 8),
+                                spatial: Tuple[int, int] = (4, 4), channels_last: bool = False) -> bool:
+    r"""Whether both channel slices ``buf[:, :C1]`` and ``buf[:, C1:]`` of an output buffer
+    ``buf`` of shape $(N, C_1 + C_2, H, W)$ are single blocks of memory (footnote 2 of Sec. 3.1).
+
+    Only then can the two producing operators write their results straight into one pre-allocated tensor as
+    if into tensors of their own, so that the concatenation disappears. In NCHW a slice is $N$ blocks of
+    $C_i H W$ numbers, one per image: a single block only when $N = 1$. In NHWC (``channels_last``) it is
+    $NHW$ blocks of $C_i$ numbers: never one block (unless $N = H = W = 1$). The buffer lives on the ``meta``
+    device: nothing is allocated, only the strides are asked.
+    """
+    c1, c2 = channels
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    buf = torch.empty((batch_size, c1 + c2, *spatial), device="meta", memory_format=fmt)
+    return _is_one_block(buf[:, :c1]) and _is_one_block(buf[:, c1:])
+
+
+def _produce(u: Tensor, out: Optional[Tensor] = None) -> Tensor:
+    """The stand-in producing operator: one element-wise op with an ``out=`` argument, $2u$ (convolutions have no
+    ``out=`` in PyTorch, so an element-wise op plays the primary conv and the cheap operation)."""
+    return torch.mul(u, 2.0) if out is None else torch.mul(u, 2.0, out=out)
+
+
+def reuse_by_concat(u1: Tensor, u2: Tensor) -> Tensor:
+    """Feature reuse as in the Ghost module: produce both maps, then copy them into a new tensor
+    ``torch.cat(dim=1)``: $(N, C_1, H, W), (N, C_2, H, W) \to (N, C_1 + C_2, H, W)$."""
+    return torch.cat((_produce(u1), _produce(u2)), dim=1)
+
+
+def reuse_by_preallocation(u1: Tensor, u2: Tensor, out: Optional[Tensor] = None) -> Tensor:
+    r"""Footnote 2: both producers write straight into the channel slices of one $(N, C_1 + C_2, H, W)$ tensor
+    ``out`` (pre-allocated by the caller, in the operands' memory format; allocated here if ``None``); no
+    concatenation runs. The result equals :func:`reuse_by_concat` exactly. When the slices are not single blocks
+    (:func:`channel_slice_is_contiguous` is False), PyTorch's element-wise kernels still write them, with strides;
+    an engine whose kernels expect a dense output needs the "operator-level optimization" the footnote names.
+    """
+    n, c1, *hw = u1.shape
+    if out is None:
+        nhwc = u1.dim() == 4 and not u1.is_contiguous() and u1.is_contiguous(memory_format=torch.channels_last)
+        fmt = torch.channels_last if nhwc else torch.contiguous_format
+        out = torch.empty((n, c1 + u2.shape[1], *hw), dtype=u1.dtype, device=u1.device, memory_format=fmt)
+    if out.shape != (n, c1 + u2.shape[1], *hw):
+        raise ValueError(f"out must have shape {(n, c1 + u2.shape[1], *hw)} (the concatenation's), "
+                         f"got {tuple(out.shape)}.")
+    _produce(u1, out=out[:, :c1])
+    _produce(u2, out=out[:, c1:])
+    return out
+
+
+def reuse_by_add(u1: Tensor, u2: Tensor) -> Tensor:
+    """Feature reuse by an add, as in the RepGhost module's training form: produce both maps, then add them
+    ($C_1 = C_2$; the output has $C_1$ channels, the operands' shape)."""
+    return torch.add(_produce(u1), _produce(u2))
+
+
+def preallocation_rounds(pairs: Sequence[Tuple[Shape, Shape]], batch_sizes: Sequence[int] = (1, 2, 8, 32),
+                         channels_last: bool = False, min_run_time: float = 0.2, rounds: int = 10,
+                         threads: Optional[int] = None) -> Dict[int, Dict[str, List[float]]]:
+    r"""Footnote 2 measured: accumulated ms over all ``pairs`` of :func:`reuse_by_concat`,
+    :func:`reuse_by_preallocation` and :func:`reuse_by_add`, one sample per round, for each batch size:
+    ``{N: {"concat": [...], "preallocated": [...], "add": [...]}}``.
+
+    ``pairs`` are the operand shapes ``(shape_x1, shape_x2)`` (e.g. :func:`ghostnet_concat_shapes`; the batch
+    dimension is replaced by each ``N``; $C_1 = C_2$ so that the add is defined). The pre-allocated output buffers
+    are made once before timing (a memory plan, as an inference engine would), in the operands' memory format
+    (``channels_last`` for NHWC); cat and the producers allocate their outputs on every call, as eager PyTorch
+    does. Timed with ``torch.utils.benchmark`` in ``rounds`` interleaved rounds (:func:`interleaved_rounds`), each
+    sample the median of one round's blocks: what :func:`repghost_mini.measure.compare` ranks.
+    """
+    samples: Dict[int, Dict[str, List[float]]] = {}
+    for batch_size in batch_sizes:
+        _check_timing_args(pairs, batch_size, min_run_time, rounds)
+        operands, _ = _make_operands(pairs, batch_size, channels_last, "cpu", torch.float32)
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        buffers = [torch.empty((batch_size, a.shape[1] + b.shape[1], *a.shape[2:]), memory_format=fmt)
+                   for a, b in operands]
+        env = {"reuse_by_concat": reuse_by_concat, "reuse_by_preallocation": reuse_by_preallocation,
+               "reuse_by_add": reuse_by_add, "operands": operands, "buffers": buffers}
+        stmts = {"concat": "for a, b in operands: reuse_by_concat(a, b)",
+                 "preallocated": "for (a, b), buf in zip(operands, buffers): reuse_by_preallocation(a, b, buf)",
+                 "add": "for a, b in operands: reuse_by_add(a, b)"}
+        timers = {name: benchmark.Timer(stmt=stmt, globals=env, num_threads=threads or torch.get_num_threads())
+                  for name, stmt in stmts.items()}
+        with torch.inference_mode():
+            for timer in timers.values():  # warm-up
+                timer.timeit(2)
+            samples[batch_size] = interleaved_rounds(
+                lambda name: timers[name].blocked_autorange(min_run_time=min_run_time / rounds).median * 1e3,
+                list(timers), rounds)
     return samples
 
 
