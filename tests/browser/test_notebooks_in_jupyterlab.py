@@ -3,13 +3,14 @@
 nbval (the README's test command) compares outputs cell by cell; this suite checks what only a browser shows:
 every code cell ran from Run All Cells, no error and no traceback on the page, every figure rendered as an image
 (at least as many as the committed notebook), each committed `RESULT ...` line visible, and tqdm's live widget bar
-drawn during training. Full-page screenshots land in each test's tmp_path.
+drawn during training. Full-page screenshots land in each test's tmp_path. The notebooks that train carry the marker
+``long_notebook`` (see conftest.LONG_NOTEBOOKS): ``-m browser`` runs all eight, CI ``-m "browser and not long_notebook"``.
 """
 from pathlib import Path
 
 import pytest
 
-from .conftest import NOTEBOOKS
+from .conftest import LONG_NOTEBOOKS, NOTEBOOKS
 from .harness import PageReport, committed_expectations, problems, run_in_browser
 
 pytestmark = pytest.mark.browser
@@ -27,7 +28,9 @@ def run_and_report(page, lab, name: str, workspace: str, tmp_path: Path, timeout
     return report
 
 
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("notebook", [
+    pytest.param(nb, marks=pytest.mark.long_notebook) if nb.stem in LONG_NOTEBOOKS else nb for nb in NOTEBOOKS],
+    ids=lambda p: p.stem)
 def test_notebook_runs_in_jupyterlab(notebook, lab, page, workspace, tmp_path, timeout):
     expected = committed_expectations(notebook)
     report = run_and_report(page, lab, notebook.name, workspace, tmp_path, timeout)

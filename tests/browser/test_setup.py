@@ -14,6 +14,7 @@ from .harness import committed_expectations, copy_stripped
 
 ROOT = Path(__file__).resolve().parents[2]
 BROWSER = "python -m pytest -m browser"
+CI_BROWSER = 'python -m pytest -m "browser and not long_notebook"'
 TEST = "python -m pytest tests && python -m pytest --nbval --nbval-current-env notebooks"
 
 
@@ -29,6 +30,9 @@ def test_browser_tests_run_only_when_asked():
     assert "test_setup.py" in default.stdout  # the unmarked wiring checks stay in the unit run
     assert "test_notebook_runs_in_jupyterlab[01_" in asked.stdout and "test_harness_detects" in asked.stdout
     assert "test_setup.py" not in asked.stdout
+    ci = pytest_run("tests/browser", "-m", "browser and not long_notebook", "--collect-only", "-q")
+    assert "test_notebook_runs_in_jupyterlab[01_" in ci.stdout and "test_trainer_draws_a_live_widget_bar" in ci.stdout
+    assert "[05_" not in ci.stdout and "[06_" not in ci.stdout and "[07_" not in ci.stdout and "[08_" in ci.stdout
 
 
 def test_without_chromium_the_suite_is_skipped_with_its_reason():
@@ -41,7 +45,8 @@ def test_without_chromium_the_suite_is_skipped_with_its_reason():
 def test_readme_shows_and_ci_runs_the_browser_suite_after_the_tests():
     readme, ci = (ROOT / "README.md").read_text(), (ROOT / ".ci" / "run").read_text()
     assert BROWSER in readme and "skipped" in readme.split(BROWSER, 1)[1][:1500]
-    assert TEST in ci and BROWSER in ci and ci.index(TEST) < ci.index(BROWSER)
+    assert TEST in ci and CI_BROWSER in ci and ci.index(TEST) < ci.index(CI_BROWSER)
+    assert CI_BROWSER in readme
     assert "apt-get install -y -qq chromium" in ci
 
 
