@@ -1,0 +1,205 @@
+r"""MNN, the paper's own runtime (Sec. 4, "Latency"): fused model -> ONNX -> ``.mnn``, run it, time it.
+
+The paper measures every latency with MNN on one thread of an ARM phone, batch 1, as the mean of 100 runs
+(:data:`PAPER_LATENCY_PROTOCOL` quotes it). This module gives the same three steps on the machine you are on:
+
+* :func:`export_mnn` -- a model (or an ``.onnx`` file written by :func:`repghost_mini.export_onnx`) to ``.mnn``,
+  through MNN's converter called in-process. The model card travels along (in the file's ``bizCode`` string, the
+  one free-text field an ``.mnn`` file has); :func:`read_mnn_card` reads it back.
+* :func:`mnn_module` / :func:`run_mnn` -- load a ``.mnn`` file (1 thread by default) and run a batch.
+* :func:`mnn_latency` -- the paper's protocol: warm-up, then 100 timed runs; their mean (the paper's number),
+  median and spread.
+
+MNN is an optional extra: ``pip install -e '.[mobile]'``. **No network.** The ``MNN`` wheel's ``mnnconvert`` /
+``mnnquant`` console scripts (and the ``MNN.tools`` package behind them) import a logger that pip-installs an
+SDK and sends usage data; this module never imports ``MNN.tools`` and never runs a console script. It calls the
+converter's C++ entry point in the wheel's ``_tools`` extension (the console script's own argument list) and the
+engine through ``MNN.nn`` / ``MNN.expr``, neither of which opens a socket (tests/test_mnn.py blocks sockets and
+converts anyway).
+
+This is MNN's x86 build on this CPU, not an ARM phone: the kernels differ (AVX2/AVX-512 instead of NEON), so
+absolute times and even ratios can differ from the paper's Table 3; what carries over is the graph MNN runs.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import UserError
+from ..files import atomic_output
+from ..paper import quote
+from ..training.card import ModelCard
+
+__all__ = ["export_mnn", "read_mnn_card", "mnn_module", "run_mnn", "mnn_latency", "PAPER_LATENCY_PROTOCOL"]
+
+PathLike = Union[str, os.PathLike]
+
+#: The paper's latency protocol, verbatim (Sec. 4, "Latency").
+PAPER_LATENCY_PROTOCOL = " ".join(quote(k) for k in ("latency.mnn", "latency.batch", "latency.runs"))
+
+#: ``bizCode`` of a converted file without a model card (MNN's own default flag).
+_NO_CARD = "MNN"
+
+
+class MissingExtraError(ImportError, UserError):
+    """An optional runtime that is not installed: an ``ImportError`` and a :class:`UserError` (one sentence; the
+    command line prints it and exits with code 2)."""
+
+
+@contextlib.contextmanager
+def _native_output(sink: List[str]) -> Iterator[None]:
+    """Capture what MNN's C++ code prints to file descriptors 1 and 2 (a CPU-feature line on import, the
+    converter's progress), which Python cannot silence otherwise; the text is appended to ``sink``."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 1)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            tmp.seek(0)
+            sink.append(tmp.read().decode(errors="replace"))
+
+
+def _require_mnn():
+    """``(MNN.nn, MNN.expr, _tools)``, imported quietly; one sentence when the ``mobile`` extra is missing."""
+    with _native_output([]):
+        try:
+            import _tools  # the converter's C++ entry point (not MNN.tools: see the module docstring)
+            import MNN.expr as expr
+            import MNN.nn as mnn_nn
+        except ImportError as err:
+            what = "is not installed" if isinstance(err, ModuleNotFoundError) else f"cannot be imported ({err})"
+            raise MissingExtraError(f"MNN {what}; install the mobile extra with "
+                                    "pip install -e '.[mobile]'.") from None
+    return mnn_nn, expr, _tools
+
+
+def export_mnn(model_or_onnx_path: Union[nn.Module, PathLike], path: PathLike,
+               input_size: Optional[Sequence[int]] = None, card: Optional[ModelCard] = None) -> Path:
+    """Write ``model_or_onnx_path`` (an eval-mode model, usually fused, or an ``.onnx`` file) to ``path`` as ``.mnn``.
+
+    A model is first exported with :func:`repghost_mini.export_onnx` (``input_size`` and ``card`` are passed on:
+    the card defaults to ``model.card``; the batch dimension stays symbolic); an ONNX file brings its own card
+    (:func:`repghost_mini.deploy.read_onnx_card`). MNN's converter then turns the ONNX graph into MNN's
+    (float32 weights, MNN's own graph optimizations), in this process, with no network. Writes atomically and
+    returns the path; the converter's own log is kept out of the output and quoted when it fails.
+    """
+    from .export import export_onnx, read_onnx_card
+
+    _, _, tools = _require_mnn()
+    with tempfile.TemporaryDirectory() as tmp:
+        if isinstance(model_or_onnx_path, nn.Module):
+            onnx_path = export_onnx(model_or_onnx_path, os.path.join(tmp, "model.onnx"), input_size, card=card)
+        elif isinstance(model_or_onnx_path, (str, os.PathLike)):
+            onnx_path = Path(model_or_onnx_path)
+        else:
+            raise TypeError(f"export_mnn expects a torch.nn.Module or an .onnx path, got "
+                            f"{type(model_or_onnx_path).__name__}.")
+        card = card if card is not None else read_onnx_card(onnx_path)  # also checks the ONNX file
+        log: List[str] = []
+        with atomic_output(path) as out:
+            with _native_output(log):
+                ok = tools.mnnconvert(["MNNConvert", "-f", "ONNX", "--modelFile", os.fspath(onnx_path),
+                                       "--MNNModel", os.fspath(out),
+                                       "--bizCode", card.to_json() if card is not None else _NO_CARD])
+            if not ok or os.path.getsize(out) == 0:
+                lines = [line.strip() for line in "".join(log).splitlines() if line.strip()]
+                raise UserError(f"MNN's converter could not convert {os.fspath(onnx_path)!r} "
+                                f"({lines[-1] if lines else 'no message'}); export it again with export_onnx.")
+    return Path(path)
+
+
+def mnn_module(path: PathLike, threads: int = 1):
+    """Load a ``.mnn`` file as an MNN ``Module`` on the CPU with ``threads`` threads (1: the paper's setting),
+    float32 (MNN's normal precision; fp16 only with its low precision mode, which this does not ask for)."""
+    mnn_nn, expr, _ = _require_mnn()
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer, got {threads!r}.")
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"MNN file {path!r} does not exist; write it first with export_mnn(model, path).")
+    try:
+        with _native_output([]):
+            module = mnn_nn.load_module_from_file(path, [], [], thread_num=threads,
+                                                  precision_mode=expr.PrecisionMode.Normal)
+    except (SystemError, RuntimeError):  # MNN's binding reports an unreadable file as a SystemError
+        module = None
+    if module is None:
+        raise UserError(f"MNN cannot load {path!r}: it is not a complete .mnn file; write it again with "
+                        "export_mnn(model, path).")
+    return module
+
+
+def read_mnn_card(module_or_path) -> Optional[ModelCard]:
+    """The :class:`repghost_mini.ModelCard` that :func:`export_mnn` stored in a ``.mnn`` file (``None`` if none)."""
+    module = mnn_module(module_or_path) if isinstance(module_or_path, (str, os.PathLike)) else module_or_path
+    code = module.get_info().get("bizCode", "")
+    return ModelCard.from_json(code) if code.startswith("{") else None
+
+
+def _as_var(expr, x: Union[torch.Tensor, np.ndarray]):
+    array = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy() if isinstance(x, torch.Tensor)
+                                 else np.asarray(x, dtype=np.float32))
+    if array.ndim != 4:
+        raise ValueError(f"run_mnn expects a batch of images (N, C, H, W), got shape {tuple(array.shape)}.")
+    return expr.const(array, list(array.shape), expr.NCHW)
+
+
+def _inference(module, x: Union[torch.Tensor, np.ndarray]) -> Callable[[], object]:
+    """One timed inference: ``module`` on the batch ``x`` (converted once), output read back -- what
+    :func:`mnn_latency` and ``benchmark_models(runtimes=["mnn"])`` time."""
+    _, expr, _ = _require_mnn()
+    var = _as_var(expr, x)
+    return lambda: module.forward([var])[0].read()
+
+
+def run_mnn(module_or_path, x: Union[torch.Tensor, np.ndarray], threads: int = 1) -> torch.Tensor:
+    """Run a ``.mnn`` model (a loaded :func:`mnn_module` or a path, then with ``threads``) on a batch ``x``
+    (N, C, H, W), torch or numpy, and return its output as a float32 tensor (N, num_classes)."""
+    _, expr, _ = _require_mnn()
+    module = mnn_module(module_or_path, threads) if isinstance(module_or_path, (str, os.PathLike)) else module_or_path
+    out = module.forward([_as_var(expr, x)])
+    return torch.from_numpy(np.array(out[0].read(), dtype=np.float32))
+
+
+def mnn_latency(module_or_path, input_size: Sequence[int] = (1, 3, 224, 224), runs: int = 100, warmup: int = 10,
+                threads: int = 1, seed: int = 0) -> Dict[str, float]:
+    """Latency of a ``.mnn`` model with the paper's protocol (:data:`PAPER_LATENCY_PROTOCOL`): ``warmup`` untimed runs,
+    then ``runs`` timed runs (default 100) on one thread at batch 1 (``input_size`` (N, C, H, W)).
+
+    Returns milliseconds: ``mean_ms`` (the paper's number), ``median_ms`` (robust to a run hit by another
+    process), ``stdev_ms``, ``min_ms``, ``max_ms``, and ``runs``. Each run is one ``forward`` with the output read
+    back, timed with ``time.perf_counter``.
+    """
+    _, expr, _ = _require_mnn()
+    if runs < 1 or warmup < 0:
+        raise ValueError(f"runs must be >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}.")
+    module = mnn_module(module_or_path, threads) if isinstance(module_or_path, (str, os.PathLike)) else module_or_path
+    once = _inference(module, torch.randn(tuple(input_size), generator=torch.Generator().manual_seed(seed)))
+    for _ in range(warmup):
+        once()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        once()
+        times.append((time.perf_counter() - start) * 1e3)
+    return dict(mean_ms=statistics.fmean(times), median_ms=statistics.median(times),
+                stdev_ms=statistics.stdev(times) if runs > 1 else 0.0, min_ms=min(times), max_ms=max(times),
+                runs=runs)
