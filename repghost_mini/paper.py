@@ -191,27 +191,28 @@ def table3(arch: str, width: float) -> Dict[str, Optional[float]]:
 
     Read from the row's quote (its last five cells), so they cannot drift from the quoted text.
     """
-    key = f"table3.{arch}_{width:g}x"
-    if key not in QUOTES:
-        rows = sorted(k[len("table3."):] for k in QUOTES if k.startswith("table3.") and k != "table3.header")
-        raise UserError(f"Table 3 has no row {arch} {width:g}x; its rows here are {', '.join(rows)}.")
-    cells = QUOTES[key].text.split()[-len(TABLE3_COLUMNS):]
-    return {col: None if cell == "-" else float(cell) for col, cell in zip(TABLE3_COLUMNS, cells)}
+    return _row_numbers(3, f"{arch}_{width:g}x", f"{arch} {width:g}x", TABLE3_COLUMNS)
+
+
+def _row_numbers(table: int, row: str, label: str, columns) -> Dict[str, Optional[float]]:
+    """The last ``len(columns)`` cells of the quote ``table<table>.<row>`` as numbers (``None`` for "-")."""
+    prefix = f"table{table}."
+    if prefix + row not in QUOTES:
+        rows = sorted(k[len(prefix):] for k in QUOTES if k.startswith(prefix) and k != prefix + "header"
+                      and k != prefix + "caption")
+        raise UserError(f"Table {table} has no row {label}; its rows here are {', '.join(rows)}.")
+    cells = QUOTES[prefix + row].text.split()[-len(columns):]
+    return {col: None if cell == "-" else float(cell) for col, cell in zip(columns, cells)}
 
 
 #: The numeric columns of a Table 5 row, in order.
 TABLE5_COLUMNS = ("params_m", "flops_b", "mnn_latency_ms", "trt_latency_ms", "top1", "top5")
 
 
-def table5(arch: str, ratio: float) -> Dict[str, float]:
+def table5(arch: str, ratio: float) -> Dict[str, Optional[float]]:
     """The numbers of a Table 5 row (``arch`` "ghost_res50" or "repghost_res50", ``ratio`` its s), by
     :data:`TABLE5_COLUMNS`; read from the row's quote, like :func:`table3`."""
-    key = f"table5.{arch}_s{ratio:g}"
-    if key not in QUOTES:
-        rows = sorted(k[len("table5."):] for k in QUOTES if k.startswith("table5.") and k[7:].count("_s"))
-        raise UserError(f"Table 5 has no row {arch} s={ratio:g}; its rows here are {', '.join(rows)}.")
-    cells = QUOTES[key].text.split()[-len(TABLE5_COLUMNS):]
-    return {col: float(cell) for col, cell in zip(TABLE5_COLUMNS, cells)}
+    return _row_numbers(5, f"{arch}_s{ratio:g}", f"{arch} s={ratio:g}", TABLE5_COLUMNS)
 
 
 def check_quotes(seed_path: Union[str, Path]) -> List[str]:

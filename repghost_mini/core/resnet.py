@@ -33,9 +33,9 @@ What $s$ means for a RepGhost module
     $s^2$, where a Ghost module's fall by $s$: RepGhost $s=1.4$ ($1.4^2 \approx 2$) sits beside Ghost $s=2$, and
     RepGhost $s=2$ beside Ghost $s=4$, exactly the pairs of Table 5 with equal FLOPs (2.2 B, 1.2 B). The stem
     (3 -> 64) is not a Ghost module in Ghost-Res50, so it stays as it is. Parameters: RepGhost $s=2$: **7.1 M**
-    (Table 5: 7.1); $s=1.4$: **13.7 M** (Table 5: 13.2, 3.8% more). No rounding of $C/1.4$ (nearest, up, down,
-    multiples of 2, 4, 8 or 16) nor keeping the projections plain brings $s=1.4$ below 13.6 M; the paper does not
-    say what it did differently, and the match stays within 5%.
+    (Table 5: 7.1); $s=1.4$: **13.7 M** (Table 5: 13.2, 3.9% more). No rounding of $C/1.4$ (nearest, up, down,
+    multiples of 2, 4, 8 or 16) nor keeping the projections plain brings $s=1.4$ within 3% of 13.2 M; the paper
+    does not say what it did differently, and the match stays within 5%.
 
 FLOPs are multiply-adds (``repghost_mini.measure.count_macs``, conv and linear layers) at 224x224, as in Table 3:
 

@@ -307,8 +307,8 @@ def preallocation_rounds(pairs: Sequence[Tuple[Shape, Shape]], batch_sizes: Sequ
         timers = {name: benchmark.Timer(stmt=stmt, globals=env, num_threads=threads or torch.get_num_threads())
                   for name, stmt in stmts.items()}
         with torch.inference_mode():
-            for timer in timers.values():  # warm-up
-                timer.timeit(2)
+            for timer in timers.values():  # warm-up: one call each (allocator, caches)
+                timer.timeit(1)
             samples[batch_size] = interleaved_rounds(
                 lambda name: timers[name].blocked_autorange(min_run_time=min_run_time / rounds).median * 1e3,
                 list(timers), rounds)
