@@ -512,7 +512,8 @@ _BENCH_ARGS: List[_Option] = [
     (("--batch-sizes",), dict(type=_positive_int, nargs="+", default=[1])),
     (("--threads",), dict(type=_positive_int, nargs="+", default=[1], help="CPU thread counts to try")),
     (("--runtimes",), dict(nargs="+", default=["torch"], help="torch, torch_channels_last, torch_optimized, "
-                                                               "onnxruntime, onnxruntime-int8")),
+                                                               "onnxruntime, onnxruntime-int8, mnn (the paper's "
+                                                               "runtime; pip install -e '.[mobile]')")),
     (("--baseline",), dict(help="one of the models: adds a column latency / baseline (same round)")),
     (("--rounds",), dict(type=_positive_int, default=5)),
     (("--min-run-time",), dict(type=_positive_float, default=0.2, help="seconds per model and round")),

@@ -1,4 +1,4 @@
-"""MNN, the paper's runtime (repghost_mini.deploy.mnn): conversion, equality to PyTorch, the paper's protocol,
+"""MNN, the paper's runtime (repghost_mini.deploy.mnn): conversion, equality to PyTorch, the paper's protocol, bench,
 and the no-network rule. Tests that need MNN skip without the mobile extra (pip install -e '.[mobile]')."""
 import ast
 import socket
@@ -13,6 +13,7 @@ import torch
 
 import repghost_mini as rg
 from repghost_mini.deploy import mnn as rm
+from test_cli import run_main
 
 PACKAGE = Path(rg.__file__).parent
 SKIP_REASON = "MNN is not installed (the mobile extra: pip install -e '.[mobile]')"
@@ -136,10 +137,23 @@ def test_the_package_never_runs_mnns_console_scripts():
         assert not [m for m in imports if m.startswith("MNN.tools") or m == "MNN.tools"], path
 
 
-def test_missing_mnn_is_one_sentence(monkeypatch, tmp_path):
+def test_missing_mnn_is_one_sentence(monkeypatch, capsys, tmp_path):
     for name in ("MNN", "MNN.nn", "MNN.expr", "_tools"):
         monkeypatch.setitem(sys.modules, name, None)  # import fails as if the extra were not installed
     with pytest.raises(ImportError, match=r"MNN is not installed; install the mobile extra with "
                                           r"pip install -e '\.\[mobile\]'\."):
         rm.export_mnn(small_fused_model(), tmp_path / "m.mnn", (1, 3, 32, 32))
+    code, _, err = run_main(["bench", "repghostnet_050_fused", "--runtimes", "mnn", "--image-size", "32"], capsys)
+    assert code == 2 and err.strip().count("\n") == 0 and "pip install -e '.[mobile]'" in err
 
+
+def test_bench_has_an_mnn_column(needs_mnn, capsys):
+    """The mnn rows come out like the other runtimes' (test_bench.py covers the torch and onnxruntime columns)."""
+    code, out, err = run_main(["bench", "repghostnet_050_fused", "ghostnet_050", "--image-size", "32", "--runtimes",
+                               "mnn", "--rounds", "2", "--min-run-time", "0.01", "--baseline", "ghostnet_050"], capsys)
+    assert code == 0, err
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in out.splitlines()
+            if line.startswith(("| repghostnet", "| ghostnet"))]
+    assert [(r[0], r[1], r[2], r[3]) for r in rows] == [("repghostnet_050_fused", "mnn", "1", "1"),
+                                                        ("ghostnet_050", "mnn", "1", "1")]
+    assert all(0 < float(r[5]) <= float(r[4]) for r in rows) and float(rows[1][6]) == 1.0  # min <= median; ratio

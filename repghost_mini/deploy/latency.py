@@ -57,8 +57,10 @@ def compare_latency(models: Mapping[str, nn.Module], input_size=(1, 3, 224, 224)
 #: Runtimes :func:`benchmark_models` knows. "torch": eager, NCHW; "torch_channels_last": eager with model and
 #: input in channels_last (NHWC) memory; "torch_optimized": :func:`optimize_for_cpu`; "onnxruntime": exported with
 #: :func:`repghost_mini.export_onnx`; "onnxruntime-int8": that file quantized by :func:`repghost_mini.deploy.quantize_onnx`
-#: (per-channel QDQ, activations calibrated on 64 real CIFAR-10 training images resized to the input size).
-RUNTIMES = ("torch", "torch_channels_last", "torch_optimized", "onnxruntime", "onnxruntime-int8")
+#: (per-channel QDQ, activations calibrated on 64 real CIFAR-10 training images resized to the input size);
+#: "mnn": the paper's runtime (Sec. 4), fp32, that ONNX file converted by :func:`repghost_mini.deploy.export_mnn`
+#: (needs ``pip install -e '.[mobile]'``).
+RUNTIMES = ("torch", "torch_channels_last", "torch_optimized", "onnxruntime", "onnxruntime-int8", "mnn")
 
 
 def optimize_for_cpu(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224)) -> nn.Module:
@@ -109,7 +111,9 @@ def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), th
     input in channels_last memory format) and ``"torch_optimized"`` (:func:`optimize_for_cpu`),
     and for ``"onnxruntime"`` (``session.run``, timed by the same :func:`repghost_mini.measure.timing.median_time`;
     export via :func:`repghost_mini.export_onnx`,
-    into ``workdir`` or a temporary folder). Returns one row per model and setting with keys ``model,
+    into ``workdir`` or a temporary folder) and ``"mnn"`` (that file converted to ``.mnn``, float32, one
+    ``forward`` with the output read back; the paper's own mean-of-100 protocol is
+    :func:`repghost_mini.deploy.mnn_latency`). Returns one row per model and setting with keys ``model,
     runtime, batch, threads, median_ms, min_ms, rounds, samples_ms`` (one median per round) and, when
     ``baseline`` names one of ``names``,
     ``ratio``: the median over rounds of latency / baseline latency *in the same round*.
@@ -125,24 +129,18 @@ def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), th
         raise ValueError(f"baseline {baseline!r} must be one of the benchmarked names {names}.")
     if rounds < 1 or not batch_sizes or not threads:
         raise ValueError("rounds must be >= 1 and batch_sizes, threads non-empty.")
+    if "mnn" in runtimes:
+        from .mnn import _require_mnn
+        _require_mnn()  # before building anything: one sentence when the mobile extra is missing
     models = {n: build_named_model(n) for n in names}
     rows: List[Dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = workdir or tmp
-        onnx_paths: Dict[str, str] = {}
         for runtime in runtimes:
             ort = runtime.startswith("onnxruntime")
-            if ort:
-                onnx_paths = _onnx_files(models, folder, image_size, int8=runtime == "onnxruntime-int8")
+            files = _runtime_files(runtime, models, folder, image_size)
             for nthreads in threads:
-                prepared = {}
-                if ort:
-                    from .export import onnx_session
-                    prepared = {n: onnx_session(onnx_paths[n], threads=nthreads) for n in names}
-                elif runtime == "torch_optimized":
-                    prepared = {n: optimize_for_cpu(models[n], (1, 3, image_size, image_size)) for n in names}
-                elif runtime == "torch_channels_last":
-                    prepared = {n: copy.deepcopy(models[n]).to(memory_format=torch.channels_last) for n in names}
+                prepared = _prepare(runtime, models, files, nthreads, image_size)
                 for batch in batch_sizes:
                     size = (batch, 3, image_size, image_size)
                     x = torch.randn(size)
@@ -151,6 +149,9 @@ def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), th
                         if ort:
                             feed = {prepared[n].get_inputs()[0].name: x.numpy()}
                             return median_time(lambda: prepared[n].run(None, feed), min_run_time) * 1e3
+                        if runtime == "mnn":
+                            from .mnn import _inference
+                            return median_time(_inference(prepared[n], x), min_run_time) * 1e3
                         if runtime == "torch":
                             return measure_latency(models[n], size, nthreads, min_run_time)
                         return measure_latency(prepared[n], size, nthreads, min_run_time,
@@ -167,6 +168,31 @@ def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), th
     return rows
 
 
+def _runtime_files(runtime: str, models: Mapping[str, nn.Module], folder: str, image_size: int) -> Dict[str, str]:
+    """The files a runtime loads (ONNX for onnxruntime, ``.mnn`` for MNN), written to ``folder``; ``{}`` for torch."""
+    if runtime.startswith("onnxruntime"):
+        return _onnx_files(models, folder, image_size, int8=runtime == "onnxruntime-int8")
+    if runtime == "mnn":
+        return _mnn_files(models, folder, image_size)
+    return {}
+
+
+def _prepare(runtime: str, models: Mapping[str, nn.Module], files: Mapping[str, str], threads: int,
+             image_size: int) -> Dict[str, object]:
+    """What ``runtime`` runs for every model (a session, a loaded ``.mnn``, a prepared copy); ``{}`` for eager torch."""
+    if runtime.startswith("onnxruntime"):
+        from .export import onnx_session
+        return {n: onnx_session(files[n], threads=threads) for n in models}
+    if runtime == "mnn":
+        from .mnn import mnn_module
+        return {n: mnn_module(files[n], threads=threads) for n in models}
+    if runtime == "torch_optimized":
+        return {n: optimize_for_cpu(m, (1, 3, image_size, image_size)) for n, m in models.items()}
+    if runtime == "torch_channels_last":
+        return {n: copy.deepcopy(m).to(memory_format=torch.channels_last) for n, m in models.items()}
+    return {}
+
+
 def _onnx_files(models: Mapping[str, nn.Module], folder: str, image_size: int, int8: bool) -> Dict[str, str]:
     """Export every model to ``folder`` (fp32 ONNX) and, with ``int8``, quantize it with real calibration images."""
     from .export import export_onnx
@@ -180,6 +206,14 @@ def _onnx_files(models: Mapping[str, nn.Module], folder: str, image_size: int, i
 
     images = calibration_images(load_dataset("cifar10-subset"), 64, image_size=image_size)
     return {n: str(quantize_onnx(p, os.path.join(folder, f"{n}-int8.onnx"), images)) for n, p in paths.items()}
+
+
+def _mnn_files(models: Mapping[str, nn.Module], folder: str, image_size: int) -> Dict[str, str]:
+    """Every model as fp32 ONNX (:func:`_onnx_files`) converted to ``folder/<name>.mnn``."""
+    from .mnn import export_mnn
+
+    return {n: str(export_mnn(p, os.path.join(folder, f"{n}.mnn")))
+            for n, p in _onnx_files(models, folder, image_size, int8=False).items()}
 
 
 def paired_ratios(rows: Sequence[Mapping], model: str, reference: str) -> Dict[tuple, float]:
