@@ -250,8 +250,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     _set_threads(args.threads)
     select_device(args.device)  # a device that is not there: one line before any work
     path = _checkpoint_path(args.checkpoint)
-    if path.suffix.lower() == ".onnx":
-        return _eval_onnx(args, path)
+    if path.suffix.lower() in (".onnx", ".pte"):
+        return _eval_exported(args, path)
     ckpt = read_checkpoint(path)
     model = ckpt.build_model()
     dataset = args.dataset or (ckpt.run_config or {}).get("dataset")
@@ -279,31 +279,43 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eval_onnx(args: argparse.Namespace, path: Path) -> int:
-    """``eval MODEL.onnx``: top-1/top-5 of an ONNX file (fp32 or INT8) through the checkpoint evaluation code; the
-    data set and the input size come from the file's model card (``--dataset`` for a file without one)."""
-    from .deploy.export import read_onnx_card
-    from .deploy.quantize import OnnxModel, check_onnx_input, evaluate_onnx, quantized_op_counts
+def _eval_exported(args: argparse.Namespace, path: Path) -> int:
+    """``eval MODEL.onnx`` (fp32 or INT8, onnxruntime) or ``eval MODEL.pte`` (ExecuTorch): top-1/top-5 through the
+    checkpoint evaluation code; the data set and the input size come from the file's model card (``--dataset``
+    for a file without one)."""
     from .training.data import load_dataset, make_loaders
+    from .training.evaluation import evaluate
 
     with user_errors(ValueError, OSError):  # the file named on the command line
-        card = read_onnx_card(path)
-        kind = "INT8" if sum(quantized_op_counts(path).values()) else "fp32"
+        if path.suffix.lower() == ".pte":
+            from .deploy.executorch import ExecutorchModel
+            model = ExecutorchModel(path)
+            card, label, size = model.card, f"ExecuTorch ({path.name})", model.input_shape[-1]
+        else:
+            from .deploy.export import read_onnx_card
+            from .deploy.quantize import OnnxModel, check_onnx_input, quantized_op_counts
+            card = read_onnx_card(path)
+            kind = "INT8" if sum(quantized_op_counts(path).values()) else "fp32"
+            model, label, size = None, f"ONNX {kind} ({path.name})", None
     dataset = args.dataset or (card.dataset if card is not None else None)
     if not dataset:
-        raise CLIError("this ONNX file carries no model card naming its dataset; pass --dataset (e.g. --dataset "
-                       "cifar10-subset).")
+        raise CLIError(f"this {path.suffix} file carries no model card naming its dataset; pass --dataset (e.g. "
+                       "--dataset cifar10-subset).")
     with user_errors(ValueError, OSError):  # the data named on the command line
         bundle = load_dataset(dataset, args.data, download=not args.no_download, test_per_class=args.limit)
-        check_onnx_input(path, bundle.image_size)
-    classes = OnnxModel(path).num_classes
-    if classes != bundle.num_classes:
-        raise CLIError(f"the ONNX model has {classes} outputs but dataset {dataset!r} has {bundle.num_classes} "
-                       "classes; pass the dataset it was trained on.")
+        if model is None:
+            check_onnx_input(path, bundle.image_size)
+            model = OnnxModel(path, threads=args.threads or 1)
+        elif size != bundle.image_size:
+            raise ValueError(f"{path.name} takes {size}x{size} images but dataset {dataset!r} has "
+                             f"{bundle.image_size}x{bundle.image_size}; pass the dataset it was trained on.")
+    if model.num_classes != bundle.num_classes:
+        raise CLIError(f"the model has {model.num_classes} outputs but dataset {dataset!r} has "
+                       f"{bundle.num_classes} classes; pass the dataset it was trained on.")
     _, test = make_loaders(bundle, batch_size=args.batch_size, augment=False, eval_batch_size=args.batch_size)
     print(f"data: {bundle.name} test split, {len(bundle.test)} images ({bundle.source})")
-    r = evaluate_onnx(path, test, bundle.image_size, threads=args.threads or 1)
-    print(f"ONNX {kind} ({path.name}): top-1 {r['top1']:.2f}%  top-5 {r['top5']:.2f}%  loss {r['loss']:.4f}")
+    r = evaluate(model, test, device="cpu")
+    print(f"{label}: top-1 {r['top1']:.2f}%  top-5 {r['top5']:.2f}%  loss {r['loss']:.4f}")
     return 0
 
 
@@ -319,8 +331,10 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     _set_threads(args.threads)
     src = _existing_file(args.checkpoint, "checkpoint")
     out = Path(args.output)
-    if out.suffix.lower() != ".onnx":
-        raise CLIError(f"OUTPUT {args.output!r} must end in .onnx (it is written as an ONNX file).")
+    suffix = {"onnxruntime": ".onnx", "executorch": ".pte"}[args.backend]
+    if out.suffix.lower() != suffix:
+        raise CLIError(f"OUTPUT {args.output!r} must end in {suffix} (--backend {args.backend} writes a {suffix} "
+                       "file).")
     ckpt = read_checkpoint(src)
     model = ckpt.build_model()
     dataset = args.dataset or (ckpt.run_config or {}).get("dataset")
@@ -333,6 +347,8 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
                        f"{bundle.image_size}x{bundle.image_size}; pass the dataset it was trained on.")
     if not ckpt.fused and not args.training_form:
         model = fuse_model(model.eval())
+    if args.backend == "executorch":
+        return _quantize_executorch(model, out, calibration, size, bundle.name, dataset)
     weights = default_weight_type() if args.weights == "auto" else args.weights
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
@@ -346,6 +362,19 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
           f"calibrated ({args.calibration_method}) on {calibration.shape[0]} {bundle.name} training images; "
           f"{ops['QuantizeLinear']} QuantizeLinear / {ops['DequantizeLinear']} DequantizeLinear nodes; "
           f"{fp32_mb:.2f} MB fp32 -> {onnx_file_size_mb(out):.2f} MB)")
+    print(f"evaluate it: python -m repghost_mini eval {out} --dataset {dataset}")
+    return 0
+
+
+def _quantize_executorch(model, out: Path, calibration, size: int, data_name: str, dataset: str) -> int:
+    """``quantize --backend executorch``: PT2E INT8 (per-channel weights) lowered to XNNPACK, one image per run."""
+    from .deploy.executorch import export_executorch
+
+    card = getattr(model, "card", None)
+    export_executorch(model.eval(), out, (1, 3, size, size), card=card, int8=True, calibration=calibration)
+    print(f"INT8 ExecuTorch program: {out}  (PT2E, per-channel INT8 weights, activations calibrated on "
+          f"{calibration.shape[0]} {data_name} training images, lowered to XNNPACK; input 1x3x{size}x{size}; "
+          f"{out.stat().st_size / 2**20:.2f} MB)")
     print(f"evaluate it: python -m repghost_mini eval {out} --dataset {dataset}")
     return 0
 
@@ -480,7 +509,10 @@ _EVAL_ARGS: List[_Option] = [
 
 _QUANTIZE_ARGS: List[_Option] = [
     (("checkpoint",), dict(help="checkpoint.pth from train or convert")),
-    (("output",), dict(help="the INT8 .onnx file to write")),
+    (("output",), dict(help="the INT8 file to write: .onnx (onnxruntime) or .pte (--backend executorch)")),
+    (("--backend",), dict(default="onnxruntime", choices=("onnxruntime", "executorch"),
+                          help="onnxruntime: QDQ ONNX (default); executorch: PT2E INT8 lowered to XNNPACK, a .pte "
+                               "program for one image at a time (pip install -e '.[mobile]')")),
     (("--dataset",), dict(help="calibration images come from its training split (default: the checkpoint's)")),
     (("--data",), dict(help="folder or .npz to read it from (default: $REPGHOST_MINI_DATA, ./data)")),
     (("--calibration-images",), dict(type=int, default=512, help="how many training images (default 512)")),
@@ -512,8 +544,9 @@ _BENCH_ARGS: List[_Option] = [
     (("--batch-sizes",), dict(type=_positive_int, nargs="+", default=[1])),
     (("--threads",), dict(type=_positive_int, nargs="+", default=[1], help="CPU thread counts to try")),
     (("--runtimes",), dict(nargs="+", default=["torch"], help="torch, torch_channels_last, torch_optimized, "
-                                                               "onnxruntime, onnxruntime-int8, mnn (the paper's "
-                                                               "runtime; pip install -e '.[mobile]')")),
+                                                               "onnxruntime, onnxruntime-int8, and with pip install "
+                                                               "-e '.[mobile]': mnn (the paper's runtime), "
+                                                               "executorch, executorch-int8")),
     (("--baseline",), dict(help="one of the models: adds a column latency / baseline (same round)")),
     (("--rounds",), dict(type=_positive_int, default=5)),
     (("--min-run-time",), dict(type=_positive_float, default=0.2, help="seconds per model and round")),
@@ -543,10 +576,11 @@ _COMMANDS: Dict[str, Tuple[Callable[[argparse.Namespace], int], str, str, List[_
              "ONNX file from `export` / `quantize`; the model card in the file names the dataset and input size, "
              "and the same evaluation code scores all of them.",
              _EVAL_ARGS),
-    "quantize": (_cmd_quantize, "checkpoint -> INT8 ONNX (static post-training quantization, onnxruntime)",
+    "quantize": (_cmd_quantize, "checkpoint -> INT8 ONNX or ExecuTorch program (static post-training quantization)",
                  "Re-parameterize the checkpoint (unless it is fused already), export it to ONNX and quantize it "
                  "statically with onnxruntime (QDQ: INT8 weights per output channel or per tensor, activations "
-                 "calibrated on real training images).", _QUANTIZE_ARGS),
+                 "calibrated on real training images), or with --backend executorch quantize it with PT2E and lower "
+                 "it to an ExecuTorch + XNNPACK .pte program.", _QUANTIZE_ARGS),
     "export": (_cmd_export, "checkpoint -> fused.pth + model.onnx (the deployable model, with its model card)",
                "Re-parameterize a training checkpoint once, save the fused weights (fused.pth) and export them to "
                "fp32 ONNX (model.onnx), both carrying the model card (architecture, input size, normalization, "

@@ -241,6 +241,28 @@ def test_cli_quantize_then_eval_the_onnx_file(checkpoint, tmp_path, capsys):
 
 
 @needs_data
+def test_cli_quantize_for_executorch_then_eval_the_program(trained, bundle, checkpoint, tmp_path, capsys):
+    """quantize --backend executorch writes an INT8 .pte that eval scores from its model card alone, within 2
+    points of the fp32 model on the subset's 1,017 test images."""
+    pytest.importorskip("executorch.runtime", reason="ExecuTorch is not installed (pip install -e '.[mobile]')")
+    from repghost_mini.cli import main
+
+    out = tmp_path / "model-int8.pte"
+    assert main(["quantize", str(checkpoint), str(out), "--backend", "executorch", "--calibration-images", "64"]) == 0
+    printed = capsys.readouterr().out
+    assert "INT8 ExecuTorch program" in printed and "64 cifar10-subset training images" in printed
+    assert main(["eval", str(out)]) == 0  # no --dataset: the card in the program names it
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("ExecuTorch (model-int8.pte): top-1 ")
+    int8_top1 = float(re.search(r"top-1 ([0-9.]+)%", line).group(1))
+    _, test = rm.make_loaders(bundle, 64, augment=False, eval_batch_size=256)
+    fp32_top1 = rm.evaluate(trained[0], test)["top1"]
+    assert abs(int8_top1 - fp32_top1) <= 2.0, (int8_top1, fp32_top1)
+    assert main(["quantize", str(checkpoint), str(tmp_path / "q.onnx"), "--backend", "executorch"]) == 2
+    assert "must end in .pte" in capsys.readouterr().err
+
+
+@needs_data
 def test_cli_errors_are_one_line(checkpoint, tmp_path, capsys):
     from repghost_mini.cli import main
 

@@ -80,6 +80,21 @@ def _load(model_or_path):
     raise TypeError(f"expected a path to an .onnx file or an onnx.ModelProto, got {type(model_or_path).__name__}.")
 
 
+def model_input(model: nn.Module, input_size: Optional[Sequence[int]], card: Optional[ModelCard]) -> tuple:
+    """``(input_size, card)`` for an export: ``card`` defaults to ``model.card``, ``input_size`` (N, C, H, W) to the
+    card's; a model without a card needs ``input_size`` (one sentence says so)."""
+    card = card if card is not None else getattr(model, "card", None)
+    if input_size is None:
+        if card is None:
+            raise ValueError("this model carries no model card, so its input size is unknown; pass "
+                             "input_size=(1, 3, H, W) with the image size it was trained on.")
+        input_size = card.input_size
+    input_size = tuple(int(s) for s in input_size)
+    if len(input_size) != 4 or min(input_size) < 1:
+        raise ValueError(f"input_size must be (N, C, H, W) with positive entries, got {input_size}.")
+    return input_size, card
+
+
 def export_onnx(model: nn.Module, path: PathLike, input_size: Optional[Sequence[int]] = None, opset: int = 18,
                 dynamic_batch: bool = True, optimize: bool = True, card: Optional[ModelCard] = None) -> Path:
     """Export ``model`` (in eval mode, on any device) to ``path`` as ONNX and check it with ``onnx.checker``.
@@ -100,15 +115,7 @@ def export_onnx(model: nn.Module, path: PathLike, input_size: Optional[Sequence[
                            "uses batch statistics and dropout is active).")
     if opset < MIN_OPSET:
         raise ValueError(f"opset must be >= {MIN_OPSET} (got {opset}); onnxruntime runs opsets up to 21+.")
-    card = card if card is not None else getattr(model, "card", None)
-    if input_size is None:
-        if card is None:
-            raise ValueError("this model carries no model card, so its input size is unknown; pass "
-                             "input_size=(1, 3, H, W) with the image size it was trained on.")
-        input_size = card.input_size
-    input_size = tuple(int(s) for s in input_size)
-    if len(input_size) != 4 or min(input_size) < 1:
-        raise ValueError(f"input_size must be (N, C, H, W) with positive entries, got {input_size}.")
+    input_size, card = model_input(model, input_size, card)
     param = next(model.parameters(), None)
     if param is not None and (param.device.type != "cpu" or param.dtype != torch.float32):
         import copy

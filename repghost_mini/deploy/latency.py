@@ -58,9 +58,12 @@ def compare_latency(models: Mapping[str, nn.Module], input_size=(1, 3, 224, 224)
 #: input in channels_last (NHWC) memory; "torch_optimized": :func:`optimize_for_cpu`; "onnxruntime": exported with
 #: :func:`repghost_mini.export_onnx`; "onnxruntime-int8": that file quantized by :func:`repghost_mini.deploy.quantize_onnx`
 #: (per-channel QDQ, activations calibrated on 64 real CIFAR-10 training images resized to the input size);
-#: "mnn": the paper's runtime (Sec. 4), fp32, that ONNX file converted by :func:`repghost_mini.deploy.export_mnn`
-#: (needs ``pip install -e '.[mobile]'``).
-RUNTIMES = ("torch", "torch_channels_last", "torch_optimized", "onnxruntime", "onnxruntime-int8", "mnn")
+#: "mnn": the paper's runtime (Sec. 4), fp32, that ONNX file converted by :func:`repghost_mini.deploy.export_mnn`;
+#: "executorch" / "executorch-int8": PyTorch's on-device runtime with XNNPACK, fp32 / PT2E INT8 (per-channel weights,
+#: calibrated like onnxruntime-int8), one ``.pte`` per batch size (:func:`repghost_mini.deploy.export_executorch`).
+#: The last three need ``pip install -e '.[mobile]'``.
+RUNTIMES = ("torch", "torch_channels_last", "torch_optimized", "onnxruntime", "onnxruntime-int8", "mnn",
+            "executorch", "executorch-int8")
 
 
 def optimize_for_cpu(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224)) -> nn.Module:
@@ -113,7 +116,8 @@ def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), th
     export via :func:`repghost_mini.export_onnx`,
     into ``workdir`` or a temporary folder) and ``"mnn"`` (that file converted to ``.mnn``, float32, one
     ``forward`` with the output read back; the paper's own mean-of-100 protocol is
-    :func:`repghost_mini.deploy.mnn_latency`). Returns one row per model and setting with keys ``model,
+    :func:`repghost_mini.deploy.mnn_latency`) and ``"executorch"`` / ``"executorch-int8"`` (one ``.pte`` per batch
+    size, ``method.execute``). Returns one row per model and setting with keys ``model,
     runtime, batch, threads, median_ms, min_ms, rounds, samples_ms`` (one median per round) and, when
     ``baseline`` names one of ``names``,
     ``ratio``: the median over rounds of latency / baseline latency *in the same round*.
@@ -129,9 +133,7 @@ def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), th
         raise ValueError(f"baseline {baseline!r} must be one of the benchmarked names {names}.")
     if rounds < 1 or not batch_sizes or not threads:
         raise ValueError("rounds must be >= 1 and batch_sizes, threads non-empty.")
-    if "mnn" in runtimes:
-        from .mnn import _require_mnn
-        _require_mnn()  # before building anything: one sentence when the mobile extra is missing
+    _require_extras(runtimes)  # before building anything: one sentence when the mobile extra is missing
     models = {n: build_named_model(n) for n in names}
     rows: List[Dict] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -144,6 +146,8 @@ def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), th
                 for batch in batch_sizes:
                     size = (batch, 3, image_size, image_size)
                     x = torch.randn(size)
+                    if runtime.startswith("executorch"):  # static shapes: one program per batch size
+                        prepared = _executorch_methods(models, folder, size, nthreads, runtime == "executorch-int8")
 
                     def measure(n: str) -> float:
                         if ort:
@@ -152,6 +156,8 @@ def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), th
                         if runtime == "mnn":
                             from .mnn import _inference
                             return median_time(_inference(prepared[n], x), min_run_time) * 1e3
+                        if runtime.startswith("executorch"):
+                            return median_time(lambda: prepared[n].execute([x]), min_run_time) * 1e3
                         if runtime == "torch":
                             return measure_latency(models[n], size, nthreads, min_run_time)
                         return measure_latency(prepared[n], size, nthreads, min_run_time,
@@ -166,6 +172,38 @@ def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), th
                             row["ratio"] = statistics.median(a / b for a, b in zip(samples[n], samples[baseline]))
                         rows.append(row)
     return rows
+
+
+def _require_extras(runtimes: Sequence[str]) -> None:
+    """One sentence (:class:`repghost_mini.deploy.mnn.MissingExtraError`) when a runtime of the mobile extra is asked
+    for and not installed."""
+    if "mnn" in runtimes:
+        from .mnn import _require_mnn
+        _require_mnn()
+    if any(r.startswith("executorch") for r in runtimes):
+        from .executorch import _require_executorch
+        _require_executorch()
+
+
+def _executorch_methods(models: Mapping[str, nn.Module], folder: str, size: Sequence[int], threads: int,
+                        int8: bool) -> Dict[str, object]:
+    """Every model lowered to ``folder/<name>-b<batch>[-int8].pte`` for input ``size`` (INT8: calibrated on 64 real
+    CIFAR-10 training images resized like onnxruntime-int8's) and loaded, with ExecuTorch's thread pool at ``threads``."""
+    from .executorch import executorch_method, export_executorch, set_executorch_threads
+
+    calibration = None
+    if int8:
+        from ..training.data import load_dataset
+        from .quantize import calibration_images
+        calibration = calibration_images(load_dataset("cifar10-subset"), max(64, size[0]), image_size=size[-1])
+    set_executorch_threads(threads)
+    methods = {}
+    for n, m in models.items():
+        path = os.path.join(folder, f"{n}-b{size[0]}{'-int8' if int8 else ''}.pte")
+        if not os.path.exists(path):
+            export_executorch(m, path, size, int8=int8, calibration=calibration)
+        methods[n] = executorch_method(path)
+    return methods
 
 
 def _runtime_files(runtime: str, models: Mapping[str, nn.Module], folder: str, image_size: int) -> Dict[str, str]:
