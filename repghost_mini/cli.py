@@ -329,6 +329,12 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     from .training.registry import fuse_model
 
     _set_threads(args.threads)
+    onnx_only = [flag for flag, given in (("--per-tensor", args.per_tensor), ("--weights", args.weights != "auto"),
+                                          ("--calibration-method", args.calibration_method != "minmax")) if given]
+    if args.backend == "executorch" and onnx_only:
+        raise CLIError(f"{', '.join(onnx_only)} only apply to --backend onnxruntime; --backend executorch always "
+                       "quantizes weights per channel and calibrates activations with XNNPACK's histogram "
+                       "observer, so leave them out.")
     src = _existing_file(args.checkpoint, "checkpoint")
     out = Path(args.output)
     suffix = {"onnxruntime": ".onnx", "executorch": ".pte"}[args.backend]

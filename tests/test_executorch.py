@@ -137,3 +137,11 @@ def test_bench_has_executorch_columns(needs_executorch, capsys):
     assert [(r[1], r[2], r[3]) for r in rows] == [("executorch", "1", "1"), ("executorch", "2", "1"),
                                                   ("executorch-int8", "1", "1")]
     assert all(0 < float(r[5]) <= float(r[4]) for r in rows)  # min <= median
+
+
+def test_quantize_refuses_onnxruntime_only_flags_for_executorch(capsys, tmp_path):
+    """Nothing silently dropped: --per-tensor / --weights / --calibration-method have no ExecuTorch meaning."""
+    for flags in (["--per-tensor"], ["--weights", "uint8"], ["--calibration-method", "entropy"]):
+        code, _, err = run_main(["quantize", str(tmp_path / "missing.pth"), str(tmp_path / "q.pte"), "--backend",
+                                 "executorch", *flags], capsys)
+        assert code == 2 and err.strip().count("\n") == 0 and f"{flags[0]} only apply to --backend onnxruntime" in err

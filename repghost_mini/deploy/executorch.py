@@ -1,16 +1,19 @@
 r"""ExecuTorch, PyTorch's on-device runtime, with XNNPACK (the CPU kernel library of ARM phones, and of x86):
-fused model -> ``.pte`` in float32 or INT8, run it, time it.
+fused model -> ``.pte`` in float32 or INT8, then run it (``bench --runtimes executorch executorch-int8`` and
+``benchmarks/runtimes.py`` time it).
 
 * :func:`export_executorch` -- an eval-mode model to a ``.pte`` program: ``torch.export``, then every supported
   operator lowered to XNNPACK. ``int8=True`` quantizes first with PT2E (per-channel symmetric INT8 weights,
   INT8 activations calibrated on the images you pass: real training images, see
   :func:`repghost_mini.deploy.calibration_images`). The model card travels along as a constant method
   ``model_card`` of the program; :func:`read_executorch_card` reads it back.
-* :func:`executorch_method` / :func:`run_executorch` -- load a ``.pte`` and run a batch.
+* :func:`executorch_method` / :func:`run_executorch` -- load a ``.pte`` and run a batch;
+  :class:`ExecutorchModel` -- the same behind ``nn.Module``, so :func:`repghost_mini.evaluate` scores it;
+  :func:`set_executorch_threads` -- the thread count (1: the paper's setting).
 
 A ``.pte`` has **static shapes**: it runs exactly the input shape it was exported with (batch size included);
-export one file per batch size you need. Lowering takes seconds in float32 and about a minute for INT8 at
-224 px on 2 CPU cores.
+export one file per batch size you need. Lowering is slower than an ONNX export, and INT8 slower still
+(calibration, then a second export of the quantized graph).
 
 ExecuTorch is an optional extra: ``pip install -e '.[mobile]'``; nothing here opens a socket (tests/test_executorch.py
 blocks sockets and lowers anyway).
@@ -63,7 +66,8 @@ def _require_executorch():
 
 
 def _quantize_pt2e(exported_module: nn.Module, calibration: torch.Tensor, batch_size: int) -> nn.Module:
-    """PT2E static INT8: XNNPACK's quantizer (symmetric, per-channel weights), observers calibrated on
+    """PT2E static INT8: XNNPACK's quantizer (symmetric; per-channel min/max weights; histogram observers for the
+    activations), calibrated on
     ``calibration`` in batches of ``batch_size`` (the exported shape), then converted to quantize/dequantize pairs."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
                                                                           get_symmetric_quantization_config)
