@@ -68,9 +68,12 @@ def _runner(runtime: str, model, path):
         return (lambda x: lambda: model(x)), model
     if runtime.startswith("onnxruntime"):
         session = onnx_session(path, threads=1)
-        name = session.get_inputs()[0].name
-        return (lambda x: (lambda feed: lambda: session.run(None, feed))({name: x.numpy()})), \
-            (lambda x: run_onnx(session, x))
+
+        def timed(x):
+            feed = {session.get_inputs()[0].name: x.numpy()}
+            return lambda: session.run(None, feed)
+
+        return timed, (lambda x: run_onnx(session, x))
     if runtime == "mnn":
         module = rm.mnn_module(path, threads=1)
         return (lambda x: rm._inference(module, x)), (lambda x: rm.run_mnn(module, x))

@@ -32,7 +32,7 @@ from torch import nn
 from ..errors import UserError
 from ..files import atomic_output
 from ..training.card import ModelCard
-from .mnn import MissingExtraError, _native_output
+from .mnn import _native_output, missing_extra
 
 __all__ = ["export_executorch", "executorch_method", "run_executorch", "read_executorch_card", "set_executorch_threads",
            "ExecutorchModel"]
@@ -59,9 +59,7 @@ def _require_executorch():
             from executorch.exir import to_edge_transform_and_lower
             from executorch.runtime import Runtime
         except ImportError as err:
-            what = "is not installed" if isinstance(err, ModuleNotFoundError) else f"cannot be imported ({err})"
-            raise MissingExtraError(f"ExecuTorch {what}; install the mobile extra with "
-                                    "pip install -e '.[mobile]'.") from None
+            raise missing_extra("ExecuTorch", err) from None
     return to_edge_transform_and_lower, XnnpackPartitioner, Runtime
 
 
@@ -104,8 +102,8 @@ def export_executorch(model: nn.Module, path: PathLike, input_size: Optional[Seq
                       calibration: Optional[torch.Tensor] = None) -> Path:
     """Write ``model`` (eval mode, usually fused) to ``path`` as an ExecuTorch program lowered to XNNPACK.
 
-    ``input_size`` (N, C, H, W) is the one shape the program will run (default: ``(1, *card.input_size[1:])`` from
-    the model card); ``card`` defaults to ``model.card`` and is stored in the program. BatchNorms that follow a conv
+    ``input_size`` (N, C, H, W) is the one shape the program will run (default: the model card's ``input_size``, one
+    image); ``card`` defaults to ``model.card`` and is stored in the program. BatchNorms that follow a conv
     are folded into it (the network computes the same). ``int8=True`` quantizes
     with PT2E first (per-channel INT8 weights, activations calibrated on ``calibration``, real normalized images of
     the exported shape). The model itself is not modified. Writes atomically and returns the path.
@@ -169,7 +167,10 @@ def set_executorch_threads(threads: int) -> None:
 
 def read_executorch_card(path: PathLike) -> Optional[ModelCard]:
     """The :class:`repghost_mini.ModelCard` that :func:`export_executorch` stored in a ``.pte`` file (``None`` if none)."""
-    program = _load_program(path)
+    return _program_card(_load_program(path))
+
+
+def _program_card(program) -> Optional[ModelCard]:
     if CARD_METHOD not in program.method_names:
         return None
     with _quiet():
@@ -201,10 +202,12 @@ class ExecutorchModel(nn.Module):
     def __init__(self, path: PathLike) -> None:
         super().__init__()
         self.path = Path(path)
-        self.method = executorch_method(path)
+        program = _load_program(path)  # read once: the forward method and the card come from the same program
+        with _quiet():
+            self.method = program.load_method("forward")
         self.input_shape = tuple(self.method.metadata.input_tensor_meta(0).sizes())
         self.num_classes = int(self.method.metadata.output_tensor_meta(0).sizes()[-1])
-        self.card = read_executorch_card(path)
+        self.card = _program_card(program)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.as_tensor(x, dtype=torch.float32, device="cpu")

@@ -192,15 +192,16 @@ def _executorch_methods(models: Mapping[str, nn.Module], folder: str, size: Sequ
     from .executorch import executorch_method, export_executorch, set_executorch_threads
 
     calibration = None
-    if int8:
-        from ..training.data import load_dataset
-        from .quantize import calibration_images
-        calibration = calibration_images(load_dataset("cifar10-subset"), max(64, size[0]), image_size=size[-1])
     set_executorch_threads(threads)
     methods = {}
     for n, m in models.items():
         path = os.path.join(folder, f"{n}-b{size[0]}{'-int8' if int8 else ''}.pte")
-        if not os.path.exists(path):
+        if not os.path.exists(path):  # written once, reused for every thread count
+            if int8 and calibration is None:
+                from ..training.data import load_dataset
+                from .quantize import calibration_images
+                calibration = calibration_images(load_dataset("cifar10-subset"), max(64, size[0]),
+                                                 image_size=size[-1])
             export_executorch(m, path, size, int8=int8, calibration=calibration)
         methods[n] = executorch_method(path)
     return methods

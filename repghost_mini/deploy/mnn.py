@@ -77,6 +77,12 @@ def _native_output(sink: List[str]) -> Iterator[None]:
             sink.append(tmp.read().decode(errors="replace"))
 
 
+def missing_extra(runtime: str, err: ImportError) -> MissingExtraError:
+    """The one sentence for a runtime of the ``mobile`` extra that failed to import (raise it ``from None``)."""
+    what = "is not installed" if isinstance(err, ModuleNotFoundError) else f"cannot be imported ({err})"
+    return MissingExtraError(f"{runtime} {what}; install the mobile extra with pip install -e '.[mobile]'.")
+
+
 def _require_mnn():
     """``(MNN.nn, MNN.expr, _tools)``, imported quietly; one sentence when the ``mobile`` extra is missing."""
     with _native_output([]):
@@ -85,9 +91,7 @@ def _require_mnn():
             import MNN.expr as expr
             import MNN.nn as mnn_nn
         except ImportError as err:
-            what = "is not installed" if isinstance(err, ModuleNotFoundError) else f"cannot be imported ({err})"
-            raise MissingExtraError(f"MNN {what}; install the mobile extra with "
-                                    "pip install -e '.[mobile]'.") from None
+            raise missing_extra("MNN", err) from None
     return mnn_nn, expr, _tools
 
 
