@@ -2,12 +2,12 @@
 paper's runtime, fp32) and ExecuTorch + XNNPACK (fp32 and INT8), fused RepGhostNet-1.0x and GhostNet-1.0x, 224 px,
 1 thread (the paper's setting), batch 1 and 32.
 
-For each batch size every (runtime, model) pair is timed in the same interleaved rounds, so a ratio between any two
-columns is measured side by side; each sentence that ranks two of them comes from ``repghost_mini.measure.compare``
+For each batch size every (runtime, model) pair is timed in the same interleaved rounds
+(``repghost_mini.deploy.benchmark_models``), so a ratio between any two columns is measured side by side; each sentence that ranks two of them comes from ``repghost_mini.measure.compare``
 over the rounds (it says "cannot rank" when the rounds overlap). Weights are random (latency does not depend on
 them); INT8 is calibrated on 64 real CIFAR-10 training images resized to 224 px. Also reported per file: its size,
-and its largest output difference from PyTorch on 8 of those images (fp32 runtimes: float rounding; INT8: the
-quantization error). Writes ``benchmarks/results/runtimes.json`` and ``runtimes.md`` and prints the RESULT lines.
+and its largest output difference from PyTorch on 32 other real images (``add_output_differences``; fp32
+runtimes: float rounding; INT8: the quantization error). Writes ``benchmarks/results/runtimes.json`` and ``runtimes.md`` and prints the RESULT lines.
 Needs the mobile extra: ``pip install -e '.[mobile]'``.
 
     python benchmarks/runtimes.py            # 7 rounds of >= 0.3 s per measurement (~15 min on 2 cores)
@@ -28,15 +28,13 @@ import torch
 
 from repghost_mini.deploy import executorch as ret
 from repghost_mini.deploy import mnn as rm
-from repghost_mini.deploy.export import export_onnx, onnx_session, run_onnx
-from repghost_mini.deploy.quantize import calibration_images, quantize_onnx
+from repghost_mini.deploy.latency import add_output_differences, benchmark_models
+from repghost_mini.deploy.quantize import calibration_images
 from repghost_mini.measure import compare
 from repghost_mini.measure.tables import markdown_table
-from repghost_mini.measure.timing import interleaved_rounds, median_time
 from repghost_mini.paper import table3
 from repghost_mini.teaching.runs import cpu_description
 from repghost_mini.training.data import load_dataset
-from repghost_mini.training.registry import build_named_model
 
 MODELS = {"repghostnet_100_fused": "RepGhostNet", "ghostnet_100": "GhostNet"}
 RUNTIMES = ("torch", "onnxruntime", "onnxruntime-int8", "mnn", "executorch", "executorch-int8")
@@ -44,72 +42,12 @@ INT8_PAIRS = (("executorch-int8", "executorch"), ("onnxruntime-int8", "onnxrunti
 SIZE = 224
 
 
-def _files(models, calibration, batches, folder: str):
-    """Every file each runtime loads: {(runtime, model, batch): path} (ONNX and MNN files serve every batch size)."""
-    files = {}
-    for name, model in models.items():
-        onnx = export_onnx(model, os.path.join(folder, f"{name}.onnx"), (1, 3, SIZE, SIZE))
-        int8 = quantize_onnx(onnx, os.path.join(folder, f"{name}-int8.onnx"), calibration)
-        mnn = rm.export_mnn(onnx, os.path.join(folder, f"{name}.mnn"))
-        for b in batches:
-            files.update({("onnxruntime", name, b): onnx, ("onnxruntime-int8", name, b): int8, ("mnn", name, b): mnn})
-            for runtime, quantized in (("executorch", False), ("executorch-int8", True)):
-                print(f"lowering {name} for {runtime} at batch {b} ...", file=sys.stderr, flush=True)
-                files[runtime, name, b] = ret.export_executorch(
-                    model, os.path.join(folder, f"{name}-b{b}{'-int8' if quantized else ''}.pte"), (b, 3, SIZE, SIZE),
-                    int8=quantized, calibration=calibration)
-    return files
-
-
-def _runner(runtime: str, model, path):
-    """``(timed, output)`` for one loaded file: ``timed(x)`` is a no-argument callable that runs ``x`` once (input
-    conversion done beforehand, output read back), ``output(x)`` returns the output as a tensor."""
-    if runtime == "torch":
-        return (lambda x: lambda: model(x)), model
-    if runtime.startswith("onnxruntime"):
-        session = onnx_session(path, threads=1)
-
-        def timed(x):
-            feed = {session.get_inputs()[0].name: x.numpy()}
-            return lambda: session.run(None, feed)
-
-        return timed, (lambda x: run_onnx(session, x))
-    if runtime == "mnn":
-        module = rm.mnn_module(path, threads=1)
-        return (lambda x: rm._inference(module, x)), (lambda x: rm.run_mnn(module, x))
-    method = ret.executorch_method(path)
-    return (lambda x: lambda: method.execute([x])), (lambda x: ret.run_executorch(method, x))
-
-
-@torch.inference_mode()
-def _measure(models, files, images, batches, rounds: int, min_run_time: float):
-    """One row per (runtime, model, batch): latency samples (interleaved rounds per batch size), file size, and the
-    largest output difference from PyTorch on real images; and ``{batch: {"runtime model": samples}}``."""
-    rows, samples_by_batch = [], {}
-    for b in batches:
-        x = torch.randn(b, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(b))
-        check = images[:8] if b == 1 else images[:b] if b <= len(images) else None
-        timed = {}
-        for runtime in RUNTIMES:
-            for name, model in models.items():
-                path = files.get((runtime, name, b))
-                make_timed, output = _runner(runtime, model, path)
-                timed[f"{runtime} {name}"] = make_timed(x)
-                diff = None
-                if check is not None:  # checked in batches of the program's static batch size
-                    chunks = [check[i:i + b] for i in range(0, len(check) - b + 1, b)]
-                    got = torch.cat([output(c) for c in chunks])
-                    diff = (got - model(torch.cat(chunks))).abs().max().item()
-                rows.append(dict(runtime=runtime, model=name, batch=b, threads=1,
-                                 file_mb=os.path.getsize(path) / 2**20 if path else None, max_abs_diff_vs_torch=diff))
-        print(f"timing batch {b}: {len(timed)} runtime x model pairs, {rounds} rounds ...", file=sys.stderr, flush=True)
-        samples = interleaved_rounds(lambda k: median_time(timed[k], min_run_time) * 1e3, list(timed), rounds)
-        samples_by_batch[b] = samples
-        for row in rows:
-            if row["batch"] == b:
-                s = samples[f"{row['runtime']} {row['model']}"]
-                row.update(median_ms=statistics.median(s), min_ms=min(s), samples_ms=s)
-    return rows, samples_by_batch
+def _samples_by_batch(rows):
+    """``{batch: {"runtime model": samples}}`` from benchmark_models rows."""
+    out = {}
+    for r in rows:
+        out.setdefault(r["batch"], {})[f"{r['runtime']} {r['model']}"] = r["samples_ms"]
+    return out
 
 
 def _paired(samples, a, b):
@@ -131,14 +69,15 @@ def main(argv=None) -> int:
     except ImportError as err:
         print(f"benchmarks/runtimes.py: {err}", file=sys.stderr)
         return 2
-    torch.set_num_threads(1)
-    ret.set_executorch_threads(1)
     load_before = os.getloadavg()[0]
-    models = {name: build_named_model(name).eval() for name in MODELS}
-    images = calibration_images(load_dataset("cifar10-subset"), 64, seed=0, image_size=SIZE)
+    images = calibration_images(load_dataset("cifar10-subset"), 32, seed=1, image_size=SIZE)  # output check only
     with tempfile.TemporaryDirectory() as folder:
-        files = _files(models, images, args.batches, folder)
-        rows, samples_by_batch = _measure(models, files, images, args.batches, rounds, min_run_time)
+        rows = benchmark_models(list(MODELS), batch_sizes=args.batches, threads=(1,), runtimes=RUNTIMES,
+                                rounds=rounds, image_size=SIZE, min_run_time=min_run_time, workdir=folder)
+        add_output_differences(rows, images)
+    for row in rows:
+        row.pop("file")
+    samples_by_batch = _samples_by_batch(rows)
     load_after = os.getloadavg()[0]
     results, lines = _headlines(samples_by_batch, args.batches)
     report = _report(rows, lines, rounds, min_run_time, load_before, load_after)

@@ -25,7 +25,7 @@ from typing import Dict, List, Optional, Union
 from .errors import UserError
 
 __all__ = ["Quote", "QUOTES", "quote", "check_quotes", "normalise", "table3", "TABLE3_COLUMNS", "table5",
-           "TABLE5_COLUMNS"]
+           "TABLE5_COLUMNS", "table7"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +109,19 @@ _ENTRIES = [
     ("table3.mobilenetv3_small_1x", "MobileNetV3 Small 1.0× [19] 2.5 57 31.9 67.7 87.5", _T3),
     ("table3.mobilenetv3_large_0.75x", "MobileNetV3 Large 0.75× [19] 4.0 155 72.0 73.5 91.2", _T3),
     ("table3.mobilenetv3_large_1x", "MobileNetV3 Large 1.0× [19] 5.4 219 95.2 75.2 92.4", _T3),
+    ("table3.mobilenetv3_small_0.75x", "MobileNetV3 Small 0.75× [19] 2.0 44 26.0 65.4 86.0", _T3),
+    ("table3.mobilenetv2_0.35x", "MobileNetV2 0.35× [35] 1.7 59 36.0 60.3 82.9", _T3),
+    ("table3.mobilenetv2_0.6x", "MobileNetV2 0.6× [35] 2.2 141 76.7 66.7 -", _T3),
+    ("table3.mobilenetv2_1x", "MobileNetV2 1.0× [35] 3.5 300 135.6 71.8 91.0", _T3),
+    ("table3.shufflenetv2_0.5x", "ShuffleNetV2 0.5× [31] 1.4 41 - 61.1 82.6", _T3),
+    ("table3.shufflenetv2_1x", "ShuffleNetV2 1.0× [31] 2.3 146 - 69.4 88.9", _T3),
+    ("table3.shufflenetv2_1.5x", "ShuffleNetV2 1.5× [31] 3.5 299 - 72.6 90.6", _T3),
+    ("table3.mobilenext_0.35x", "MobileNeXt 0.35× [48] 1.8 80 34.1 67.7 -", _T3),
+    ("table3.mobilenext_0.75x", "MobileNeXt 0.75× [48] 2.5 210 80.1 72.0 -", _T3),
+    ("table3.mobilenext_1x", "MobileNeXt 1.0× [48] 3.4 300 113.6 74.0 -", _T3),
+    ("table3.mobileone_s0_1x", "MobileOne-S0 [41] 2.1 275 79.4 71.4 -", _T3),
+    ("table3.proxylessnas_1x", "ProxylessNAS [27] 4.1 320 128.0 74.6 92.2", _T3),
+    ("table3.efficientnet_b0_1x", "EfficientNet B0 [39] 5.3 386 298.0 77.1 93.3", _T3),
     # Sec. 4: data and the latency protocol
     ("imagenet.size", "It contains 1,000 classes with 1.28M training images and 50k validation images.", "Sec. 4"),
     ("imagenet.single_crop", "Top-1 and Top-5 accuracy with single crop are reported.", "Sec. 4"),
@@ -158,8 +171,11 @@ _ENTRIES = [
     ("table6.1x1dconv_bn", "✓ ✓ 66.5", f"{_T6} 1x1dconv, BN"),
     ("table6.id_1x1dconv_bn", "✓ ✓ ✓ 66.5", f"{_T6} id, 1x1dconv, BN"),
     ("table6.bn_relu", "+ReLU ✓ 66.6", f"{_T6} BN, with ReLU after the depthwise conv"),
+    ("table6.fusable", "can be fused into a same efficient inference model, expect the last one row.", "Sec. 4.3"),
     # Table 7: RepGhostNet | Shortcut | Top1 Acc.(%) | Latency(ms)
     ("table7.shortcuts_removed", "there are 11 shortcuts of identity mapping removed in RepGhostNet", "Sec. 4.3"),
+    ("table7.shortcut_cost", "thought shortcut increases memory access costs (thus affects runtime performance), this "
+                             "affection is negligible for a computation-constrained mobile device", "Sec. 4.3"),
     ("table7.0.5x", "0.5 \\times ✓ 66.9 25.1", f"{_T7}, with shortcut"),
     ("table7.0.5x_no_shortcut", "✗ 64.1(-2.8) 24.9(-0.2)", f"{_T7}, RepGhostNet 0.5x without shortcut"),
     ("table7.1x", "1.0 \\times ✓ 74.2 62.2", f"{_T7}, with shortcut"),
@@ -187,7 +203,9 @@ def quote(key: str) -> str:
 
 
 def table3(arch: str, width: float) -> Dict[str, Optional[float]]:
-    """The numbers of a Table 3 row (``arch`` "repghostnet" or "ghostnet"), by :data:`TABLE3_COLUMNS`.
+    """The numbers of a Table 3 row by :data:`TABLE3_COLUMNS`: ``arch`` is "repghostnet", "ghostnet",
+    "mobilenetv3_small", "mobilenetv3_large", "mobilenetv2", "shufflenetv2" or "mobilenext" with its width, or
+    "mobileone_s0", "proxylessnas", "efficientnet_b0" with width 1.
 
     Read from the row's quote (its last five cells), so they cannot drift from the quoted text.
     """
@@ -213,6 +231,21 @@ def table5(arch: str, ratio: float) -> Dict[str, Optional[float]]:
     """The numbers of a Table 5 row (``arch`` "ghost_res50" or "repghost_res50", ``ratio`` its s), by
     :data:`TABLE5_COLUMNS`; read from the row's quote, like :func:`table3`."""
     return _row_numbers(5, f"{arch}_s{ratio:g}", f"{arch} s={ratio:g}", TABLE5_COLUMNS)
+
+
+def table7(width: float) -> Dict[str, float]:
+    """Table 7's row for RepGhostNet ``width``x, read from its two quotes: ``top1`` and ``latency_ms`` with the
+    shortcuts, ``top1_no_shortcut`` and ``latency_no_shortcut_ms`` without them (the differences in brackets
+    dropped)."""
+    key = f"table7.{width:g}x"
+    if key not in QUOTES:
+        widths = sorted(k[len("table7."):] for k in QUOTES if k.startswith("table7.") and k[7].isdigit()
+                        and not k.endswith("_no_shortcut"))
+        raise UserError(f"Table 7 has no row RepGhostNet {width:g}x; its widths are {', '.join(widths)}.")
+    with_cells = QUOTES[key].text.split()[-2:]
+    without_cells = [cell.split("(")[0] for cell in QUOTES[key + "_no_shortcut"].text.split()[-2:]]
+    return dict(top1=float(with_cells[0]), latency_ms=float(with_cells[1]), top1_no_shortcut=float(without_cells[0]),
+                latency_no_shortcut_ms=float(without_cells[1]))
 
 
 def check_quotes(seed_path: Union[str, Path]) -> List[str]:

@@ -86,3 +86,35 @@ def test_measure_and_compare_latency_keep_their_signatures():
     assert ms > 0 and model.training  # mode restored
     out = compare_latency({"a": model, "b": model}, (1, 3, 32, 32), threads=1, rounds=2, min_run_time=0.01)
     assert set(out) == {"a", "b"} and all(v > 0 for v in out.values())
+
+
+def test_every_runtime_and_model_share_the_same_rounds(monkeypatch, tmp_path):
+    """A ratio between two runtimes (INT8 vs fp32) is measured side by side: one interleaved_rounds call per
+    (batch, threads) setting holds every (runtime, model) pair. Rows carry the file each runtime ran."""
+    import repghost_mini.deploy.latency as lat
+
+    calls = []
+    real = lat.interleaved_rounds
+
+    def recording(measure, names, rounds):
+        calls.append(list(names))
+        return real(measure, names, rounds)
+
+    monkeypatch.setattr(lat, "interleaved_rounds", recording)
+    names, runtimes = ["repghostnet_050_fused", "ghostnet_050"], ("torch", "onnxruntime")
+    rows = benchmark_models(names, batch_sizes=(1, 2), runtimes=runtimes, rounds=2, image_size=32,
+                            min_run_time=0.01, workdir=str(tmp_path))
+    assert calls == [[(rt, n) for rt in runtimes for n in names]] * 2  # batch 1, then batch 2
+    onnx_rows = [r for r in rows if r["runtime"] == "onnxruntime"]
+    assert all(r["file"].endswith(".onnx") and r["file_mb"] > 0 for r in onnx_rows)
+    assert all(r["file"] is None and r["file_mb"] is None for r in rows if r["runtime"] == "torch")
+    lat.add_output_differences(rows, torch.rand(4, 3, 32, 32))
+    assert all(r["max_abs_diff_vs_torch"] < 1e-3 for r in onnx_rows)
+    assert all(r["max_abs_diff_vs_torch"] is None for r in rows if r["runtime"] == "torch")
+
+
+def test_output_differences_need_the_files():
+    rows = benchmark_models(["ghostnet_050"], runtimes=("onnxruntime",), rounds=1, image_size=32, min_run_time=0.01)
+    assert rows[0]["file"] is None and rows[0]["file_mb"] > 0  # measured, then deleted with the temporary folder
+    with pytest.raises(ValueError, match="workdir"):
+        rg.deploy.add_output_differences(rows, torch.rand(1, 3, 32, 32))

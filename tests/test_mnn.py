@@ -157,3 +157,18 @@ def test_bench_has_an_mnn_column(needs_mnn, capsys):
     assert [(r[0], r[1], r[2], r[3]) for r in rows] == [("repghostnet_050_fused", "mnn", "1", "1"),
                                                         ("ghostnet_050", "mnn", "1", "1")]
     assert all(0 < float(r[5]) <= float(r[4]) for r in rows) and float(rows[1][6]) == 1.0  # min <= median; ratio
+
+
+def test_operator_profile_names_the_concat_path(needs_mnn, tmp_path):
+    """Fig. 2 in MNN: every run gives a time per operator kind; GhostNet's concat + slice become Raster operators
+    named after the slice node, its shortcut adds BinaryOps; a missing file is one sentence."""
+    ghost = rg.core.ghostnet_050().eval()
+    path = rm.export_mnn(ghost, tmp_path / "ghost.mnn", (1, 3, 64, 64))
+    times = rm.mnn_operator_times(path, (2, 3, 64, 64), runs=3, warmup=1)
+    assert all(len(v) == 3 and min(v) >= 0 for v in times.values())
+    assert {"Convolution", "ConvolutionDepthwise", "Raster (getitem)", "BinaryOp (add)"} <= set(times)
+    assert sum(times["Convolution"]) > 0
+    assert [rm._node_op(n) for n in ("cat_3_raster_0", "add_12", "getitem_9_raster_0", "mean_raster_0")] == \
+        ["cat", "add", "getitem", "mean"]
+    with pytest.raises(FileNotFoundError, match="export_mnn"):
+        rm.mnn_operator_times(tmp_path / "missing.mnn")

@@ -81,3 +81,10 @@ def test_table5_rows():
     assert paper.table5("ghost_res50", 2)["params_m"] == 14.0
     with pytest.raises(ValueError, match="no row repghost_res50 s=4"):
         paper.table5("repghost_res50", 4)
+
+
+def test_table7_rows():
+    assert paper.table7(1.0) == dict(top1=74.2, latency_ms=62.2, top1_no_shortcut=72.7, latency_no_shortcut_ms=60.5)
+    assert paper.table7(2) == dict(top1=78.8, latency_ms=190.0, top1_no_shortcut=77.9, latency_no_shortcut_ms=186.7)
+    with pytest.raises(ValueError, match="0.5x, 1.5x, 1x, 2x"):
+        paper.table7(1.3)

@@ -136,6 +136,26 @@ def test_evaluate_on_randomized_bn_fused_equals_unfused():
     assert plain["predictions"].shape == (32,)
 
 
+class _NoParameters(torch.nn.Module):
+    """A model with no parameters (like OnnxModel or ExecutorchModel): a frozen copy of another model's function."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.fn = lambda x: model(x)
+
+    def forward(self, x):
+        return self.fn(x)
+
+
+def test_evaluate_runs_a_model_without_parameters_on_the_cpu():
+    b = colour_bundle()
+    model = r.build_model("repghostnet", 4, small_input=True, width=0.1).eval()
+    _, test = r.make_loaders(b, 16)
+    wrapped = _NoParameters(model)
+    assert next(wrapped.parameters(), None) is None
+    assert torch.equal(r.evaluate(wrapped, test)["predictions"], r.evaluate(model, test)["predictions"])
+
+
 def test_build_model_names():
     assert r.build_model("ghostnet_050", 10).classifier.out_features == 10
     assert r.build_model("repghostnet_050", 10, small_input=True).config["small_input"] is True

@@ -21,6 +21,8 @@ blocks sockets and lowers anyway).
 from __future__ import annotations
 
 import contextlib
+import io
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -45,10 +47,18 @@ CARD_METHOD = "model_card"
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Keep ExecuTorch's import-time and lowering chatter (C++ log lines, deprecation warnings) out of the output."""
-    with warnings.catch_warnings(), _native_output([]):
-        warnings.simplefilter("ignore")
-        yield
+    """Keep ExecuTorch's import-time and lowering chatter out of the output: C++ log lines (written to the file
+    descriptors, or through Python's ``sys.stderr`` by the runtime's bindings, which is what a notebook shows),
+    deprecation warnings and torch's logged warnings."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings(), _native_output([]), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)
 
 
 def _require_executorch():

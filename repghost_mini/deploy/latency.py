@@ -10,6 +10,7 @@ import os
 import statistics
 import tempfile
 import warnings
+from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
 
 import torch
@@ -19,10 +20,11 @@ from ..measure.tables import markdown_table
 from ..measure.timing import interleaved_rounds, median_time, medians
 from ..modes import eval_mode
 from ..errors import UserError
-from ..training.registry import MODEL_REGISTRY, available_models, build_named_model
+from ..training.registry import available_models, build_named_model, model_entry
 
 __all__ = ["measure_latency", "compare_latency", "compare_onnxruntime_latency", "RUNTIMES", "optimize_for_cpu",
-           "benchmark_models", "paired_ratios", "latency_table", "plot_latency"]
+           "benchmark_models", "run_runtime_file", "add_output_differences", "paired_ratios", "latency_table",
+           "plot_latency"]
 
 
 @torch.inference_mode()
@@ -108,70 +110,84 @@ def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), th
                      workdir: Optional[str] = None) -> List[Dict]:
     """Latency of named models (see :func:`build_named_model`) for every runtime x batch size x thread count.
 
-    Within one (runtime, batch, threads) setting the models are measured in ``rounds`` interleaved rounds
-    (A B C A B C ...), each measurement a median over about ``min_run_time`` seconds after a warm-up:
-    ``torch.utils.benchmark`` for ``"torch"`` (eager), ``"torch_channels_last"`` (eager, every model and the
-    input in channels_last memory format) and ``"torch_optimized"`` (:func:`optimize_for_cpu`),
+    Within one (batch, threads) setting **every (runtime, model) pair** is measured in the same ``rounds``
+    interleaved rounds (A B C A B C ...), so a ratio between any two of them -- two models in one runtime, or
+    INT8 against fp32 -- is measured side by side. Each measurement is a median over about ``min_run_time`` seconds
+    after a warm-up: ``torch.utils.benchmark`` for ``"torch"`` (eager), ``"torch_channels_last"`` (eager, every model
+    and the input in channels_last memory format) and ``"torch_optimized"`` (:func:`optimize_for_cpu`),
     and for ``"onnxruntime"`` (``session.run``, timed by the same :func:`repghost_mini.measure.timing.median_time`;
-    export via :func:`repghost_mini.export_onnx`,
-    into ``workdir`` or a temporary folder) and ``"mnn"`` (that file converted to ``.mnn``, float32, one
-    ``forward`` with the output read back; the paper's own mean-of-100 protocol is
+    export via :func:`repghost_mini.export_onnx`, into ``workdir`` or a temporary folder), ``"onnxruntime-int8"``
+    (that file quantized per channel with 64 real CIFAR-10 images), ``"mnn"`` (that file converted to ``.mnn``,
+    float32, one ``forward`` with the output read back; the paper's own mean-of-100 protocol is
     :func:`repghost_mini.deploy.mnn_latency`) and ``"executorch"`` / ``"executorch-int8"`` (one ``.pte`` per batch
-    size, ``method.execute``). Returns one row per model and setting with keys ``model,
-    runtime, batch, threads, median_ms, min_ms, rounds, samples_ms`` (one median per round) and, when
-    ``baseline`` names one of ``names``,
-    ``ratio``: the median over rounds of latency / baseline latency *in the same round*.
+    size, ``method.execute``). Returns one row per model and setting with keys ``model, runtime, batch, threads,
+    median_ms, min_ms, rounds, samples_ms`` (one median per round), ``file`` (the file the runtime ran, ``None`` for
+    eager PyTorch; kept only when ``workdir`` is given) and ``file_mb``, and, when ``baseline`` names one of
+    ``names``, ``ratio``: the median over rounds of latency / baseline latency *in the same round and runtime*.
     """
     names = list(names)
-    unknown = [n for n in names if n not in MODEL_REGISTRY]
-    if unknown:
-        raise UserError(f"unknown model name {unknown[0]!r}; choose from: {', '.join(available_models())}.")
+    for n in names:  # one sentence for an unknown name ("timm:<name>" is accepted)
+        model_entry(n)
     bad = [r for r in runtimes if r not in RUNTIMES]
     if bad:
         raise ValueError(f"unknown runtime {bad[0]!r}; choose from {RUNTIMES}.")
     if baseline is not None and baseline not in names:
         raise ValueError(f"baseline {baseline!r} must be one of the benchmarked names {names}.")
-    if rounds < 1 or not batch_sizes or not threads:
-        raise ValueError("rounds must be >= 1 and batch_sizes, threads non-empty.")
+    if rounds < 1 or not batch_sizes or not threads or not runtimes:
+        raise ValueError("rounds must be >= 1 and batch_sizes, threads, runtimes non-empty.")
     _require_extras(runtimes)  # before building anything: one sentence when the mobile extra is missing
     models = {n: build_named_model(n) for n in names}
     rows: List[Dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = workdir or tmp
-        for runtime in runtimes:
-            ort = runtime.startswith("onnxruntime")
-            files = _runtime_files(runtime, models, folder, image_size)
-            for nthreads in threads:
-                prepared = _prepare(runtime, models, files, nthreads, image_size)
-                for batch in batch_sizes:
-                    size = (batch, 3, image_size, image_size)
-                    x = torch.randn(size)
+        files = _runtime_files(runtimes, models, folder, image_size)
+        for nthreads in threads:
+            prepared = {runtime: _prepare(runtime, models, files[runtime], nthreads, image_size)
+                        for runtime in runtimes}
+            for batch in batch_sizes:
+                size = (batch, 3, image_size, image_size)
+                x = torch.randn(size)
+                batch_files = dict(files)
+                for runtime in runtimes:
                     if runtime.startswith("executorch"):  # static shapes: one program per batch size
-                        prepared = _executorch_methods(models, folder, size, nthreads, runtime == "executorch-int8")
-
-                    def measure(n: str) -> float:
-                        if ort:
-                            feed = {prepared[n].get_inputs()[0].name: x.numpy()}
-                            return median_time(lambda: prepared[n].run(None, feed), min_run_time) * 1e3
-                        if runtime == "mnn":
-                            from .mnn import _inference
-                            return median_time(_inference(prepared[n], x), min_run_time) * 1e3
-                        if runtime.startswith("executorch"):
-                            return median_time(lambda: prepared[n].execute([x]), min_run_time) * 1e3
-                        if runtime == "torch":
-                            return measure_latency(models[n], size, nthreads, min_run_time)
-                        return measure_latency(prepared[n], size, nthreads, min_run_time,
-                                               channels_last=runtime == "torch_channels_last")
-
-                    samples = interleaved_rounds(measure, names, rounds)
+                        batch_files[runtime], prepared[runtime] = _executorch_methods(
+                            models, folder, size, nthreads, runtime == "executorch-int8")
+                timers = {(runtime, n): _timer(runtime, models[n], prepared[runtime].get(n), x)
+                          for runtime in runtimes for n in names}
+                samples = interleaved_rounds(  # torch's threads set per measurement; the others set their own
+                    lambda key: median_time(timers[key], min_run_time, threads=nthreads) * 1e3, list(timers), rounds)
+                for runtime in runtimes:
                     for n in names:
+                        s = samples[runtime, n]
+                        path = batch_files[runtime].get(n)
                         row = dict(model=n, runtime=runtime, batch=batch, threads=nthreads,
-                                   median_ms=statistics.median(samples[n]), min_ms=min(samples[n]), rounds=rounds,
-                                   samples_ms=list(samples[n]))
+                                   median_ms=statistics.median(s), min_ms=min(s), rounds=rounds, samples_ms=list(s),
+                                   file=path if workdir else None,
+                                   file_mb=os.path.getsize(path) / 2**20 if path else None)
                         if baseline is not None:
-                            row["ratio"] = statistics.median(a / b for a, b in zip(samples[n], samples[baseline]))
+                            row["ratio"] = statistics.median(a / b for a, b in zip(s, samples[runtime, baseline]))
                         rows.append(row)
     return rows
+
+
+def _timer(runtime: str, model: nn.Module, prepared, x: torch.Tensor):
+    """A no-argument callable that runs ``x`` once in ``runtime`` (inputs converted beforehand, output read back)."""
+    if runtime.startswith("onnxruntime"):
+        feed = {prepared.get_inputs()[0].name: x.numpy()}
+        return lambda: prepared.run(None, feed)
+    if runtime == "mnn":
+        from .mnn import _inference
+        return _inference(prepared, x)
+    if runtime.startswith("executorch"):
+        return lambda: prepared.execute([x])
+    module = model if runtime == "torch" else prepared
+    xin = x.contiguous(memory_format=torch.channels_last) if runtime == "torch_channels_last" else x
+
+    @torch.inference_mode()
+    def run():
+        return module(xin)
+
+    return run
 
 
 def _require_extras(runtimes: Sequence[str]) -> None:
@@ -186,34 +202,54 @@ def _require_extras(runtimes: Sequence[str]) -> None:
 
 
 def _executorch_methods(models: Mapping[str, nn.Module], folder: str, size: Sequence[int], threads: int,
-                        int8: bool) -> Dict[str, object]:
+                        int8: bool):
     """Every model lowered to ``folder/<name>-b<batch>[-int8].pte`` for input ``size`` (INT8: calibrated on 64 real
-    CIFAR-10 training images resized like onnxruntime-int8's) and loaded, with ExecuTorch's thread pool at ``threads``."""
+    CIFAR-10 training images resized like onnxruntime-int8's) and loaded, with ExecuTorch's thread pool at
+    ``threads``: ``({name: path}, {name: method})``."""
     from .executorch import executorch_method, export_executorch, set_executorch_threads
 
     calibration = None
     set_executorch_threads(threads)
-    methods = {}
+    paths, methods = {}, {}
     for n, m in models.items():
-        path = os.path.join(folder, f"{n}-b{size[0]}{'-int8' if int8 else ''}.pte")
-        if not os.path.exists(path):  # written once, reused for every thread count
+        paths[n] = os.path.join(folder, f"{n.replace(':', '_')}-b{size[0]}{'-int8' if int8 else ''}.pte")
+        if not os.path.exists(paths[n]):  # written once, reused for every thread count
             if int8 and calibration is None:
                 from ..training.data import load_dataset
                 from .quantize import calibration_images
                 calibration = calibration_images(load_dataset("cifar10-subset"), max(64, size[0]),
                                                  image_size=size[-1])
-            export_executorch(m, path, size, int8=int8, calibration=calibration)
-        methods[n] = executorch_method(path)
-    return methods
+            export_executorch(m, paths[n], size, int8=int8, calibration=calibration)
+        methods[n] = executorch_method(paths[n])
+    return paths, methods
 
 
-def _runtime_files(runtime: str, models: Mapping[str, nn.Module], folder: str, image_size: int) -> Dict[str, str]:
-    """The files a runtime loads (ONNX for onnxruntime, ``.mnn`` for MNN), written to ``folder``; ``{}`` for torch."""
-    if runtime.startswith("onnxruntime"):
-        return _onnx_files(models, folder, image_size, int8=runtime == "onnxruntime-int8")
-    if runtime == "mnn":
-        return _mnn_files(models, folder, image_size)
-    return {}
+def _runtime_files(runtimes: Sequence[str], models: Mapping[str, nn.Module], folder: str,
+                   image_size: int) -> Dict[str, Dict[str, str]]:
+    """``{runtime: {name: file}}``: the files each runtime loads, written to ``folder`` -- one fp32 ONNX export per
+    model, shared by onnxruntime, its INT8 quantization and MNN's conversion; ``{}`` for eager PyTorch and for
+    ExecuTorch (its programs are written per batch size)."""
+    files: Dict[str, Dict[str, str]] = {runtime: {} for runtime in runtimes}
+    if not any(r.startswith("onnxruntime") or r == "mnn" for r in runtimes):
+        return files
+    from .export import export_onnx
+
+    onnx = {n: str(export_onnx(m, os.path.join(folder, f"{n.replace(':', '_')}.onnx"), (1, 3, image_size, image_size)))
+            for n, m in models.items()}
+    if "onnxruntime" in runtimes:
+        files["onnxruntime"] = onnx
+    if "onnxruntime-int8" in runtimes:
+        from ..training.data import load_dataset
+        from .quantize import calibration_images, quantize_onnx
+
+        images = calibration_images(load_dataset("cifar10-subset"), 64, image_size=image_size)
+        files["onnxruntime-int8"] = {n: str(quantize_onnx(p, os.path.join(folder, f"{Path(p).stem}-int8.onnx"), images))
+                                     for n, p in onnx.items()}
+    if "mnn" in runtimes:
+        from .mnn import export_mnn
+
+        files["mnn"] = {n: str(export_mnn(p, os.path.join(folder, f"{Path(p).stem}.mnn"))) for n, p in onnx.items()}
+    return files
 
 
 def _prepare(runtime: str, models: Mapping[str, nn.Module], files: Mapping[str, str], threads: int,
@@ -232,27 +268,47 @@ def _prepare(runtime: str, models: Mapping[str, nn.Module], files: Mapping[str, 
     return {}
 
 
-def _onnx_files(models: Mapping[str, nn.Module], folder: str, image_size: int, int8: bool) -> Dict[str, str]:
-    """Export every model to ``folder`` (fp32 ONNX) and, with ``int8``, quantize it with real calibration images."""
-    from .export import export_onnx
-
-    paths = {n: str(export_onnx(m, os.path.join(folder, f"{n}.onnx"), (1, 3, image_size, image_size)))
-             for n, m in models.items()}
-    if not int8:
-        return paths
-    from ..training.data import load_dataset
-    from .quantize import calibration_images, quantize_onnx
-
-    images = calibration_images(load_dataset("cifar10-subset"), 64, image_size=image_size)
-    return {n: str(quantize_onnx(p, os.path.join(folder, f"{n}-int8.onnx"), images)) for n, p in paths.items()}
+#: The runtimes of :data:`RUNTIMES` that run a file (the others run the ``nn.Module`` in eager PyTorch).
+_FILE_RUNTIMES = ("onnxruntime", "onnxruntime-int8", "mnn", "executorch", "executorch-int8")
 
 
-def _mnn_files(models: Mapping[str, nn.Module], folder: str, image_size: int) -> Dict[str, str]:
-    """Every model as fp32 ONNX (:func:`_onnx_files`) converted to ``folder/<name>.mnn``."""
-    from .mnn import export_mnn
+def run_runtime_file(runtime: str, path: str, x: torch.Tensor) -> torch.Tensor:
+    """Run a file that :func:`benchmark_models` wrote (a row's ``file``) in its ``runtime`` on ``x`` and return the
+    output as a tensor (ExecuTorch programs: ``x`` in chunks of the program's static batch size)."""
+    if runtime.startswith("onnxruntime"):
+        from .export import run_onnx
+        return run_onnx(path, x)
+    if runtime == "mnn":
+        from .mnn import run_mnn
+        return run_mnn(path, x)
+    if runtime.startswith("executorch"):
+        from .executorch import executorch_method, run_executorch
+        method = executorch_method(path)
+        batch = method.metadata.input_tensor_meta(0).sizes()[0]
+        if len(x) % batch:
+            raise ValueError(f"{path} runs batches of {batch}; give a multiple of {batch} images, not {len(x)}.")
+        return torch.cat([run_executorch(method, x[i:i + batch]) for i in range(0, len(x), batch)])
+    raise ValueError(f"runtime {runtime!r} runs no file; choose one of {_FILE_RUNTIMES}.")
 
-    return {n: str(export_mnn(p, os.path.join(folder, f"{n}.mnn")))
-            for n, p in _onnx_files(models, folder, image_size, int8=False).items()}
+
+@torch.inference_mode()
+def add_output_differences(rows: Sequence[Dict], images: torch.Tensor) -> Sequence[Dict]:
+    """Give every row of :func:`benchmark_models` (run with a ``workdir``, so that its files are kept) the key
+    ``max_abs_diff_vs_torch``: the largest difference between the file's output on ``images`` and the same named
+    model's output in eager PyTorch (``None`` for eager rows). fp32 runtimes: float rounding; INT8: the quantization
+    error. ``images`` must hold a multiple of every ExecuTorch row's batch size. Returns ``rows``."""
+    reference: Dict[str, torch.Tensor] = {}
+    for row in rows:
+        if row["runtime"] not in _FILE_RUNTIMES:
+            row["max_abs_diff_vs_torch"] = None
+            continue
+        if row.get("file") is None:
+            raise ValueError("these rows carry no files: run benchmark_models with a workdir to keep them.")
+        if row["model"] not in reference:
+            reference[row["model"]] = build_named_model(row["model"])(images)
+        got = run_runtime_file(row["runtime"], row["file"], images)
+        row["max_abs_diff_vs_torch"] = (got - reference[row["model"]]).abs().max().item()
+    return rows
 
 
 def paired_ratios(rows: Sequence[Mapping], model: str, reference: str) -> Dict[tuple, float]:

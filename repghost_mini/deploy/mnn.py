@@ -9,6 +9,8 @@ The paper measures every latency with MNN on one thread of an ARM phone, batch 1
 * :func:`mnn_module` / :func:`run_mnn` -- load a ``.mnn`` file (1 thread by default) and run a batch.
 * :func:`mnn_latency` -- the paper's protocol: warm-up, then 100 timed runs; their mean (the paper's number),
   median and spread.
+* :func:`mnn_operator_times` -- MNN's per-operator profile of one forward pass (the paper's Fig. 2 is such a
+  profile), through the Session API's callbacks.
 
 MNN is an optional extra: ``pip install -e '.[mobile]'``. **No network.** The ``MNN`` wheel's ``mnnconvert`` /
 ``mnnquant`` console scripts (and the ``MNN.tools`` package behind them) import a logger that pip-installs an
@@ -40,7 +42,8 @@ from ..files import atomic_output
 from ..paper import quote
 from ..training.card import ModelCard
 
-__all__ = ["export_mnn", "read_mnn_card", "mnn_module", "run_mnn", "mnn_latency", "PAPER_LATENCY_PROTOCOL"]
+__all__ = ["export_mnn", "read_mnn_card", "mnn_module", "run_mnn", "mnn_latency", "mnn_operator_times",
+           "PAPER_LATENCY_PROTOCOL"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -207,3 +210,66 @@ def mnn_latency(module_or_path, input_size: Sequence[int] = (1, 3, 224, 224), ru
     return dict(mean_ms=statistics.fmean(times), median_ms=statistics.median(times),
                 stdev_ms=statistics.stdev(times) if runs > 1 else 0.0, min_ms=min(times), max_ms=max(times),
                 runs=runs)
+
+
+def mnn_operator_times(path: PathLike, input_size: Sequence[int] = (1, 3, 224, 224), runs: int = 10,
+                       warmup: int = 3, threads: int = 1, seed: int = 0) -> Dict[str, List[float]]:
+    """Per-operator time of a ``.mnn`` model: ``{kind: [ms of run 1, ms of run 2, ...]}`` over ``runs`` profiled
+    forward passes (after ``warmup`` plain ones) on ``threads`` threads, through MNN's Session API
+    (``runSessionWithCallBackInfo``: a callback before and after every operator, timed with ``time.perf_counter``;
+    the callbacks add a few microseconds per operator, so the sum is a little above :func:`mnn_latency`).
+
+    ``kind`` is MNN's operator type (``Convolution``, ``ConvolutionDepthwise``, ...). MNN runs every memory
+    movement -- a concatenation, a slice, a broadcast -- as a ``Raster`` operator, and every element-wise
+    add or multiply as a ``BinaryOp``; for these two the kind also names the graph node the operator came from,
+    e.g. ``"Raster (cat)"`` or ``"BinaryOp (add)"`` (the ONNX exporter names nodes after the PyTorch op: ``cat``,
+    ``getitem``, ``add``, ``mul``, ``mean``).
+    """
+    mnn_nn, _, _ = _require_mnn()
+    import MNN
+
+    if runs < 1 or warmup < 0:
+        raise ValueError(f"runs must be >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}.")
+    mnn_module(path, threads)  # one sentence for a missing or broken file
+    with _native_output([]):
+        interpreter = MNN.Interpreter(os.fspath(path))
+        session = interpreter.createSession({"numThread": threads})
+    x = torch.randn(tuple(input_size), generator=torch.Generator().manual_seed(seed)).numpy()
+    interpreter.resizeTensor(interpreter.getSessionInput(session), tuple(input_size))
+    interpreter.resizeSession(session)
+    interpreter.getSessionInput(session).copyFrom(
+        MNN.Tensor(tuple(input_size), MNN.Halide_Type_Float, x, MNN.Tensor_DimensionType_Caffe))
+    for _ in range(warmup):
+        interpreter.runSession(session)
+    samples: Dict[str, List[float]] = {}
+    for run in range(runs):
+        totals: Dict[str, float] = {}
+        started = [0.0]
+
+        def before(tensors, info) -> bool:
+            started[0] = time.perf_counter()
+            return True
+
+        def after(tensors, info) -> bool:
+            elapsed = time.perf_counter() - started[0]
+            kind = info.getType()
+            if kind in ("Raster", "BinaryOp"):
+                kind = f"{kind} ({_node_op(info.getName())})"
+            totals[kind] = totals.get(kind, 0.0) + elapsed * 1e3
+            return True
+
+        interpreter.runSessionWithCallBackInfo(session, before, after)
+        for kind in set(samples) | set(totals):
+            samples.setdefault(kind, [0.0] * run).append(totals.get(kind, 0.0))
+    return samples
+
+
+def _node_op(name: str) -> str:
+    """The PyTorch op an exported node is named after: ``"cat_3_raster_0"`` -> ``"cat"``, ``"add_12"`` -> ``"add"``."""
+    head = name.split("/")[-1].lstrip("_")
+    letters = ""
+    for ch in head:
+        if not (ch.isalpha() or (ch == "_" and letters and not letters.endswith("_"))):
+            break
+        letters += ch
+    return letters.rstrip("_").split("_raster")[0] or name

@@ -58,8 +58,11 @@ def evaluate(model: nn.Module, loader, device: Optional[Union[str, torch.device]
     """Top-1 / top-5 accuracy (%) and mean cross-entropy of ``model`` on ``loader``.
 
     Returns ``{"top1", "top5", "loss", "n", "predictions"}`` (predictions: top-1 class per image, CPU tensor).
+    ``device`` defaults to the one the model's parameters are on (the CPU for a model without parameters, such as
+    :class:`repghost_mini.deploy.OnnxModel` or :class:`repghost_mini.deploy.ExecutorchModel`).
     """
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    param = next(model.parameters(), None)
+    device = torch.device(device) if device is not None else param.device if param is not None else torch.device("cpu")
     model.to(device)
     return _run_eval({"model": model}, loader, device, amp)["model"]
 

@@ -14,6 +14,7 @@
  ``<any of the above>_fused``           the same network after :func:`repghost_mini.reparameterize` (inference form)
  ``timm_repghostnet_050/100/130``       timm's model (random weights), ``_reparam``: after timm's own
                                         ``reparameterize_model``
+ ``timm_mobileone_s0_reparam``          timm's MobileOne-S0, re-parameterized (Table 3's MobileOne row, Fig. 1)
  ``timm:<name>``                        any timm model by its timm name (not listed; built on demand)
 =====================================  ==============================================================================
 
@@ -143,6 +144,8 @@ def _registry() -> Dict[str, ModelEntry]:
         entries.append(ModelEntry(f"timm_{timm_name}", "timm", timm_name=timm_name, description=f"timm's {timm_name}"))
         entries.append(ModelEntry(f"timm_{timm_name}_reparam", "timm", fused=True, timm_name=timm_name,
                                   description=f"timm's {timm_name} after timm's reparameterize_model"))
+    entries.append(ModelEntry("timm_mobileone_s0_reparam", "timm", fused=True, timm_name="mobileone_s0",
+                              description="timm's MobileOne-S0 after reparameterize_model (Table 3, Fig. 1)"))
     return {e.name: e for e in entries}
 
 

@@ -13,11 +13,12 @@ from .harness import JupyterLab, chromium_executable, copy_stripped
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted(ROOT.glob("notebooks/*.ipynb"))
-#: The notebooks that train (05, 06) or reuse a trained model (07 quantizes notebook 05's): minutes each, the same
-#: kernel work nbval has just checked cell by cell. They carry the marker ``long_notebook``; CI deselects them
+#: The notebooks that train (05, 06), reuse a trained model (07 quantizes notebook 05's) or time dozens of models
+#: in several runtimes (04: Fig. 1 in full, Tables 6/7 in MNN and onnxruntime): minutes each, the same kernel work
+#: nbval has just checked cell by cell. They carry the marker ``long_notebook``; CI deselects them
 #: (``-m "browser and not long_notebook"``) and checks the live training bar on a one-minute run of the same trainer
 #: instead (test_training_bar_in_jupyterlab.py); ``-m browser`` runs them all.
-LONG_NOTEBOOKS = ("05_train_cifar10", "06_imagenet_subset", "07_deploy")
+LONG_NOTEBOOKS = ("04_repghostnet", "05_train_cifar10", "06_imagenet_subset", "07_deploy")
 
 
 @pytest.fixture(scope="session")
