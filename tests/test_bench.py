@@ -118,3 +118,12 @@ def test_output_differences_need_the_files():
     assert rows[0]["file"] is None and rows[0]["file_mb"] > 0  # measured, then deleted with the temporary folder
     with pytest.raises(ValueError, match="workdir"):
         rg.deploy.add_output_differences(rows, torch.rand(1, 3, 32, 32))
+
+
+def test_plot_names_a_common_batch_and_thread_count_once():
+    rows = [dict(model=m, runtime=rt, batch=1, threads=1, median_ms=v)
+            for rt in ("onnxruntime fp32", "executorch INT8") for m, v in (("a", 1.0), ("b", 2.0))]
+    ax = plot_latency(rows)
+    assert ax.get_xlabel() == "batch 1, 1 thread"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["onnxruntime\nfp32", "executorch\nINT8"]
+    matplotlib.pyplot.close(ax.figure)

@@ -350,18 +350,23 @@ def plot_latency(rows: Sequence[Mapping], ax=None, value: str = "median_ms"):
     settings = list(dict.fromkeys((r["runtime"], r["batch"], r["threads"]) for r in rows))
     models = list(dict.fromkeys(r["model"] for r in rows))
     table = {(r["runtime"], r["batch"], r["threads"], r["model"]): r[value] for r in rows}
-    if ax is None:
-        _, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(settings) * max(1, len(models)) / 3), 3.2))
+    if ax is None:  # about an inch per group, wider when a group holds many bars
+        _, ax = plt.subplots(figsize=(max(5.0, 1.0 + len(settings) * max(1.1, 0.45 * len(models))), 3.4))
     width = 0.8 / len(models)
     for k, model in enumerate(models):
         xs = [i + (k - (len(models) - 1) / 2) * width for i in range(len(settings))]
         ys = [table.get((*s, model), float("nan")) for s in settings]
         ax.bar(xs, ys, width, label=model)
     ax.set_xticks(range(len(settings)))
-    ax.set_xticklabels([f"{rt}\nbatch {b}, {t} thr" for rt, b, t in settings], fontsize=7)
+    if len({(b, t) for _, b, t in settings}) == 1:  # one batch size and thread count: say it once, below the axis
+        ax.set_xticklabels([rt.replace(" ", "\n", 1) for rt, _, _ in settings], fontsize=7)
+        ax.set_xlabel(f"batch {settings[0][1]}, {settings[0][2]} thread{'s' if settings[0][2] > 1 else ''}", fontsize=8)
+    else:
+        ax.set_xticklabels([f"{rt}\nbatch {b}, {t} thr" for rt, b, t in settings], fontsize=7)
     ax.set_ylabel({"median_ms": "latency, median (ms)", "min_ms": "latency, best round (ms)",
                    "ratio": "latency / baseline"}[value] if value in ("median_ms", "min_ms", "ratio") else value)
     if value == "ratio":
         ax.axhline(1.0, color="0.3", lw=0.8, ls="--")
-    ax.legend(fontsize=7, ncol=2)
+    ax.set_ylim(top=ax.get_ylim()[1] * 1.15)  # room for the legend above the tallest bar
+    ax.legend(fontsize=7, ncol=2, loc="upper left")
     return ax
