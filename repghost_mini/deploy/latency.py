@@ -282,12 +282,12 @@ def run_runtime_file(runtime: str, path: str, x: torch.Tensor) -> torch.Tensor:
         from .mnn import run_mnn
         return run_mnn(path, x)
     if runtime.startswith("executorch"):
-        from .executorch import executorch_method, run_executorch
-        method = executorch_method(path)
-        batch = method.metadata.input_tensor_meta(0).sizes()[0]
+        from .executorch import ExecutorchModel
+        program = ExecutorchModel(path)  # feeds any batch in chunks of the program's static batch size
+        batch = program.input_shape[0]
         if len(x) % batch:
             raise ValueError(f"{path} runs batches of {batch}; give a multiple of {batch} images, not {len(x)}.")
-        return torch.cat([run_executorch(method, x[i:i + batch]) for i in range(0, len(x), batch)])
+        return program(x)
     raise ValueError(f"runtime {runtime!r} runs no file; choose one of {_FILE_RUNTIMES}.")
 
 
