@@ -46,7 +46,7 @@ __all__ = ["read_state_dict", "load_checkpoint", "save_atomic", "save_checkpoint
 Source = Union[str, os.PathLike, Mapping[str, Any]]
 CHECKPOINT_FORMAT = "repghost_mini-checkpoint-v2"
 #: Reference models shipped as package data (``repghost_mini/weights/``), by :func:`load_reference_model` name.
-REFERENCE_MODELS: Dict[str, str] = {"cifar10": "cifar10_repghostnet_050.pth"}
+REFERENCE_MODELS: Dict[str, str] = {"cifar10": "cifar10_repghostnet_080.pth"}
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 
@@ -214,20 +214,24 @@ def read_checkpoint(path: Union[str, os.PathLike]) -> Checkpoint:
 
 
 def load_reference_model(name: str = "cifar10") -> nn.Module:
-    """A reference model trained by ``benchmarks/cifar_reference.py`` and shipped with the package, fused, in eval
-    mode, with ``.class_names`` and ``.info`` (what its training run recorded: ``test_top1`` on the full test set,
-    ``train_minutes``, ``device``): ``"cifar10"`` is RepGhostNet-0.5x (small input) trained on all of CIFAR-10."""
+    """A reference model shipped with the package, fused by :func:`repghost_mini.reparameterize` on loading, in eval
+    mode, with ``.class_names``, ``.card`` and ``.info`` (what its training run recorded: ``test_top1`` on the full
+    test set, ``train_minutes``, ``device``, ``history`` (one row per epoch), ``commands`` (the ``train`` command
+    lines that made it)). ``"cifar10"`` is RepGhostNet-0.8x (small input) trained by the ``train`` command on
+    CIFAR-10 and written by ``benchmarks/cifar_reference.py`` (training form, float16; the fused form is made here,
+    not stored)."""
     if name not in REFERENCE_MODELS:
         raise UserError(f"unknown reference model {name!r}; choose one of {sorted(REFERENCE_MODELS)}.")
     path = WEIGHTS_DIR / REFERENCE_MODELS[name]
     if not path.is_file():
-        raise FileNotFoundError(f"the reference model {name!r} is not installed ({path} is missing); train it "
-                                "with `python benchmarks/cifar_reference.py` or train your own with repghost_mini.train.")
+        raise FileNotFoundError(f"the reference model {name!r} is not installed ({path} is missing); write it "
+                                "from a finished `train` run with `python benchmarks/cifar_reference.py RUN_FOLDER`.")
     ckpt = read_checkpoint(path)
-    model = ckpt.build_model()
+    model = reparameterize(ckpt.build_model())  # marks its card fused; a fused file stays as it is
     model.class_names = ckpt.class_names
-    model.info = {key: ckpt.raw[key] for key in ("test_top1", "train_minutes", "device") if key in ckpt.raw}
-    return model
+    model.info = {key: ckpt.raw[key] for key in ("test_top1", "train_minutes", "device", "history", "commands")
+                  if key in ckpt.raw}
+    return model.eval()
 
 
 # ---------------------------------------------------------------------------------------------------------------
