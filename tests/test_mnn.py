@@ -172,3 +172,28 @@ def test_operator_profile_names_the_concat_path(needs_mnn, tmp_path):
         ["cat", "add", "getitem", "mean"]
     with pytest.raises(FileNotFoundError, match="export_mnn"):
         rm.mnn_operator_times(tmp_path / "missing.mnn")
+
+
+def test_table1_in_mnn_times_each_statement_per_round(needs_mnn, monkeypatch):
+    """Table 1 in MNN: one sample per round, statement and batch size (all positive); each statement's graph holds
+    its operator once per pair; bad pairs, rounds and batch sizes are one sentence."""
+    pairs = [((1, 4, 6, 6), (1, 4, 6, 6)), ((1, 8, 3, 3), (1, 8, 3, 3))]
+    graphs = {}
+    real_export = rm.export_mnn
+
+    def keep_ops(onnx_path, path, *args, **kwargs):  # read each graph's operators while its file exists
+        graphs[Path(path).stem] = rg.deploy.count_onnx_ops(onnx_path)
+        return real_export(onnx_path, path, *args, **kwargs)
+
+    monkeypatch.setattr(rm, "export_mnn", keep_ops)
+    samples = rm.mnn_concat_vs_add_rounds(pairs, batch_sizes=(1, 3), min_run_time=0.01, rounds=2)
+    assert list(samples) == [1, 3]
+    assert all(list(s) == ["cat", "add_operands", "add_output"] for s in samples.values())
+    assert all(len(v) == 2 and min(v) > 0 for s in samples.values() for v in s.values())
+    assert graphs == {"cat": {"Concat": 2}, "add_operands": {"Add": 2}, "add_output": {"Add": 2}}
+    with pytest.raises(ValueError, match="cannot concatenate"):
+        rm.mnn_concat_vs_add_rounds([((1, 4, 6, 6), (1, 4, 5, 5))])
+    with pytest.raises(ValueError, match="rounds"):
+        rm.mnn_concat_vs_add_rounds(pairs, rounds=0)
+    with pytest.raises(ValueError, match="batch_sizes"):
+        rm.mnn_concat_vs_add_rounds(pairs, batch_sizes=(0,))

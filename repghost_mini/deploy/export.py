@@ -123,17 +123,8 @@ def export_onnx(model: nn.Module, path: PathLike, input_size: Optional[Sequence[
     x = torch.randn(input_size)
     dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=4096)},) if dynamic_batch else None
     with atomic_output(path) as tmp:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")  # exporter chatter (e.g. opset version conversions); progress lines
-            try:
-                torch.onnx.export(model, (x,), str(tmp), dynamo=True, opset_version=opset, input_names=["input"],
-                                  output_names=["output"], dynamic_shapes=dynamic_shapes, optimize=optimize,
-                                  external_data=False)
-            except Exception as err:  # the exporter wraps a failed write (full disk) in its own error type
-                cause = _os_error_in(err)
-                if cause is None:
-                    raise
-                raise cause from None
+        quiet_onnx_export(model, (x,), tmp, ["input"], ["output"], opset=opset, dynamic_shapes=dynamic_shapes,
+                          optimize=optimize)
         proto = onnx.load(str(tmp))
         _drop_stack_traces(proto)
         if card is not None:
@@ -141,6 +132,25 @@ def export_onnx(model: nn.Module, path: PathLike, input_size: Optional[Sequence[
         onnx.checker.check_model(proto, full_check=True)
         onnx.save(proto, str(tmp))
     return Path(path)
+
+
+def quiet_onnx_export(model: nn.Module, args: tuple, path: PathLike, input_names: Sequence[str],
+                      output_names: Optional[Sequence[str]] = None, opset: int = 18, dynamic_shapes=None,
+                      optimize: bool = True) -> None:
+    """``torch.onnx.export`` (the dynamo exporter, weights inside the file) without its chatter: warnings and
+    progress lines are dropped; a failed write (full disk) comes out as the ``OSError`` the exporter wrapped."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")  # exporter chatter (e.g. opset version conversions); progress lines
+        try:
+            torch.onnx.export(model, args, os.fspath(path), dynamo=True, opset_version=opset,
+                              input_names=list(input_names), output_names=None if output_names is None
+                              else list(output_names), dynamic_shapes=dynamic_shapes, optimize=optimize,
+                              external_data=False)
+        except Exception as err:  # the exporter wraps a failed write (full disk) in its own error type
+            cause = _os_error_in(err)
+            if cause is None:
+                raise
+            raise cause from None
 
 
 def _os_error_in(err: BaseException):

@@ -11,6 +11,8 @@ The paper measures every latency with MNN on one thread of an ARM phone, batch 1
   median and spread.
 * :func:`mnn_operator_times` -- MNN's per-operator profile of one forward pass (the paper's Fig. 2 is such a
   profile), through the Session API's callbacks.
+* :func:`mnn_concat_vs_add_rounds` -- Table 1 in MNN: the 32 GhostNet concatenations against adds, each kind as
+  one graph run through the Session API.
 
 MNN is an optional extra: ``pip install -e '.[mobile]'``. **No network.** The ``MNN`` wheel's ``mnnconvert`` /
 ``mnnquant`` console scripts (and the ``MNN.tools`` package behind them) import a logger that pip-installs an
@@ -31,7 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -43,7 +45,7 @@ from ..paper import quote
 from ..training.card import ModelCard
 
 __all__ = ["export_mnn", "read_mnn_card", "mnn_module", "run_mnn", "mnn_latency", "mnn_operator_times",
-           "PAPER_LATENCY_PROTOCOL"]
+           "mnn_concat_vs_add_rounds", "PAPER_LATENCY_PROTOCOL"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -225,20 +227,9 @@ def mnn_operator_times(path: PathLike, input_size: Sequence[int] = (1, 3, 224, 2
     e.g. ``"Raster (cat)"`` or ``"BinaryOp (add)"`` (the ONNX exporter names nodes after the PyTorch op: ``cat``,
     ``getitem``, ``add``, ``mul``, ``mean``).
     """
-    mnn_nn, _, _ = _require_mnn()
-    import MNN
-
     if runs < 1 or warmup < 0:
         raise ValueError(f"runs must be >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}.")
-    mnn_module(path, threads)  # one sentence for a missing or broken file
-    with _native_output([]):
-        interpreter = MNN.Interpreter(os.fspath(path))
-        session = interpreter.createSession({"numThread": threads})
-    x = torch.randn(tuple(input_size), generator=torch.Generator().manual_seed(seed)).numpy()
-    interpreter.resizeTensor(interpreter.getSessionInput(session), tuple(input_size))
-    interpreter.resizeSession(session)
-    interpreter.getSessionInput(session).copyFrom(
-        MNN.Tensor(tuple(input_size), MNN.Halide_Type_Float, x, MNN.Tensor_DimensionType_Caffe))
+    interpreter, session = _session(path, threads, seed, lambda shape: tuple(input_size))
     for _ in range(warmup):
         interpreter.runSession(session)
     samples: Dict[str, List[float]] = {}
@@ -261,6 +252,92 @@ def mnn_operator_times(path: PathLike, input_size: Sequence[int] = (1, 3, 224, 2
         interpreter.runSessionWithCallBackInfo(session, before, after)
         for kind in set(samples) | set(totals):
             samples.setdefault(kind, [0.0] * run).append(totals.get(kind, 0.0))
+    return samples
+
+
+def _session(path: PathLike, threads: int, seed: int, resize: Callable[[tuple], tuple]):
+    """An MNN ``Interpreter`` and ``Session`` for ``path`` (``threads`` threads) whose every input is resized to
+    ``resize(shape in the file)`` and filled once with random float32 numbers (``seed``), so that
+    ``interpreter.runSession(session)`` runs the operators alone: no input copy, no output read."""
+    _require_mnn()
+    import MNN
+
+    mnn_module(path, threads)  # one sentence for a missing or broken file
+    with _native_output([]):
+        interpreter = MNN.Interpreter(os.fspath(path))
+        session = interpreter.createSession({"numThread": threads})
+    for tensor in interpreter.getSessionInputAll(session).values():
+        interpreter.resizeTensor(tensor, resize(tuple(tensor.getShape())))
+    interpreter.resizeSession(session)
+    gen = np.random.default_rng(seed)
+    for _, tensor in sorted(interpreter.getSessionInputAll(session).items()):
+        shape = tuple(tensor.getShape())
+        x = gen.standard_normal(shape, dtype=np.float32)
+        tensor.copyFrom(MNN.Tensor(shape, MNN.Halide_Type_Float, x, MNN.Tensor_DimensionType_Caffe))
+    return interpreter, session
+
+
+class _ReuseGraph(nn.Module):
+    """All of Table 1's operators of one kind in one graph: input ``2i`` and ``2i + 1`` are pair ``i``'s operands;
+    output ``i`` is their concatenation (``kind="cat"``) or their sum (``kind="add"``)."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+
+    def forward(self, *xs: torch.Tensor):
+        pairs = zip(xs[0::2], xs[1::2])
+        if self.kind == "cat":
+            return tuple(torch.cat((a, b), dim=1) for a, b in pairs)
+        return tuple(torch.add(a, b) for a, b in pairs)
+
+
+def mnn_concat_vs_add_rounds(pairs: Sequence[Tuple[Sequence[int], Sequence[int]]],
+                             batch_sizes: Sequence[int] = (1, 2, 8, 32), min_run_time: float = 0.2,
+                             rounds: int = 10, threads: int = 1) -> Dict[int, Dict[str, List[float]]]:
+    r"""Table 1 in MNN: the accumulated time of all ``pairs``' concatenations vs. adds, one sample per round.
+
+    The same three statements as :func:`repghost_mini.measure.concat_vs_add_rounds` (``"cat"``, ``"add_operands"``:
+    ``add(x1, x2)`` on the concatenation's operands, ``"add_output"``: an add of two tensors of the concatenated
+    output's shape), each written as one graph holding the operator once per pair (e.g. the 32 GhostNet shapes of
+    :func:`repghost_mini.measure.ghostnet_concat_shapes`), exported to ONNX, converted to ``.mnn`` in-process and
+    run through MNN's Session API on ``threads`` threads with its inputs filled once, so a timed run is the
+    operators alone. MNN runs a concatenation as a ``Raster`` operator (a memory copy) and an add as a
+    ``BinaryOp``; it keeps its own internal layout (channels in blocks of 4), so there is no NCHW/NHWC choice.
+
+    For each batch size (the graphs' batch dimension is resized), ``rounds`` interleaved rounds time every graph
+    for ``min_run_time / rounds`` seconds (median ms of one run). Returns ``{batch size: {name: [ms per round]}}``
+    for :func:`repghost_mini.measure.compare`.
+    """
+    from ..measure.concat_cost import check_concat_pairs
+    from ..measure.timing import interleaved_rounds, median_time
+    from .export import quiet_onnx_export
+
+    check_concat_pairs(pairs)
+    if min_run_time <= 0 or rounds < 1:
+        raise ValueError(f"min_run_time must be > 0 and rounds >= 1, got {min_run_time!r} and {rounds!r}.")
+    if not batch_sizes or any(not isinstance(b, int) or b < 1 for b in batch_sizes):
+        raise ValueError(f"batch_sizes must be positive integers, got {batch_sizes!r}.")
+    _require_mnn()
+    shapes = {"cat": [s for pair in pairs for s in pair], "add_operands": [s for pair in pairs for s in pair],
+              "add_output": [(1, s1[1] + s2[1], *s1[2:]) for s1, s2 in pairs for _ in range(2)]}
+    samples: Dict[int, Dict[str, List[float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {}
+        for name, graph_shapes in shapes.items():
+            xs = tuple(torch.randn((1, *s[1:])) for s in graph_shapes)
+            onnx_path = os.path.join(tmp, f"{name}.onnx")
+            quiet_onnx_export(_ReuseGraph("cat" if name == "cat" else "add").eval(), xs, onnx_path,
+                              [f"x{i}" for i in range(len(xs))])
+            files[name] = export_mnn(onnx_path, os.path.join(tmp, f"{name}.mnn"))
+        for bs in batch_sizes:
+            sessions = {name: _session(path, threads, 0, lambda shape: (bs, *shape[1:])) for name, path in files.items()}
+
+            def measure(name: str) -> float:
+                interpreter, session = sessions[name]
+                return median_time(lambda: interpreter.runSession(session), min_run_time / rounds) * 1e3
+
+            samples[bs] = interleaved_rounds(measure, list(sessions), rounds)
     return samples
 
 

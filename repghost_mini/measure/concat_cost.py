@@ -132,9 +132,6 @@ def _make_operands(pairs: Sequence[Tuple[Shape, Shape]], batch_size: int, channe
 
     cat_inputs, add_inputs = [], []
     for s1, s2 in pairs:
-        if len(s1) != 4 or len(s2) != 4 or s1[0] != s2[0] or s1[2:] != s2[2:] or s1[1] != s2[1]:
-            raise ValueError(f"cannot concatenate shapes {s1} and {s2} along channels: both must be (N, C, H, W) "
-                             "with equal N, C, H and W (s = 2: as many ghost as intrinsic maps).")
         a, b = _with_batch(s1, batch_size), _with_batch(s2, batch_size)
         out = (batch_size, s1[1] + s2[1], *s1[2:])
         cat_inputs.append((rand(a), rand(b)))
@@ -142,9 +139,18 @@ def _make_operands(pairs: Sequence[Tuple[Shape, Shape]], batch_size: int, channe
     return cat_inputs, add_inputs
 
 
-def _check_timing_args(pairs, batch_size, min_run_time, rounds) -> None:
+def check_concat_pairs(pairs: Sequence[Tuple[Shape, Shape]]) -> None:
+    """One sentence unless ``pairs`` is a non-empty list of shape pairs that Table 1's cat and add both accept."""
     if not pairs:
         raise ValueError("pairs is empty: pass the shapes from ghostnet_concat_shapes().")
+    for s1, s2 in pairs:
+        if len(s1) != 4 or len(s2) != 4 or s1[0] != s2[0] or s1[2:] != s2[2:] or s1[1] != s2[1]:
+            raise ValueError(f"cannot concatenate shapes {s1} and {s2} along channels: both must be (N, C, H, W) "
+                             "with equal N, C, H and W (s = 2: as many ghost as intrinsic maps).")
+
+
+def _check_timing_args(pairs, batch_size, min_run_time, rounds) -> None:
+    check_concat_pairs(pairs)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
     if min_run_time <= 0 or rounds < 1:
