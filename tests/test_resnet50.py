@@ -72,3 +72,27 @@ def test_bad_arguments_say_what_to_do():
         resnet.repghost_resnet50(0.5)
     with pytest.raises(ValueError, match="kernel_size must be a positive odd"):
         r.GhostModule(8, 8, kernel_size=2)
+
+
+def test_table5_inference_models_are_deployed_as_the_latency_column_needs():
+    """Paper order, eval mode, RepGhost-Res50 fused (no BatchNorm), Ghost-Res50 as built, BN statistics
+    randomized, and the caller's random stream untouched."""
+    state = torch.random.get_rng_state()
+    models = resnet.table5_inference_models()
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert list(models) == list(resnet.TABLE5_MODELS)
+    for name, model in models.items():
+        bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        assert not model.training
+        assert (not bns) if name.startswith("RepGhost") else (bns and not torch.all(bns[0].running_var == 1))
+
+
+def test_table5_latency_rows_and_names_with_spaces_in_file_names():
+    """One row per (runtime, Table 5 row) with a sample per round; a model name with spaces and brackets becomes a
+    file name the runtimes accept."""
+    rows = r.deploy.table5_latency(runtimes=("torch",), rounds=2, image_size=32, min_run_time=0.01)
+    assert [row["model"] for row in rows] == list(resnet.TABLE5_MODELS)
+    assert all(len(row["samples_ms"]) == 2 and min(row["samples_ms"]) > 0 for row in rows)
+    tiny = {"tiny net (s=2)": r.repghostnet(0.5, num_classes=10).eval()}
+    rows = r.deploy.benchmark_models(tiny, runtimes=("onnxruntime",), rounds=1, image_size=32, min_run_time=0.01)
+    assert [row["model"] for row in rows] == ["tiny net (s=2)"] and rows[0]["median_ms"] > 0

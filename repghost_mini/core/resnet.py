@@ -53,15 +53,19 @@ Fusion: every RepGhost module becomes module e and the stem's BatchNorm is folde
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Dict, Sequence
+
+import torch
 
 from torch import Tensor, nn
 from torchvision.models.resnet import Bottleneck, ResNet
 
 from .bottlenecks import make_divisible
 from .modules import GhostModule, RepGhostModule
+from .reparam import randomize_bn_stats_, reparameterize
 
-__all__ = ["ModuleBottleneck", "ResNet50", "ghost_resnet50", "repghost_resnet50", "table5_model", "TABLE5_MODELS"]
+__all__ = ["ModuleBottleneck", "ResNet50", "ghost_resnet50", "repghost_resnet50", "table5_model", "TABLE5_MODELS",
+           "table5_inference_models"]
 
 #: Table 5's rows, in the paper's order: name -> (builder, s).
 TABLE5_MODELS = {
@@ -144,3 +148,17 @@ def table5_model(name: str, num_classes: int = 1000) -> ResNet50:
     kind, ratio = TABLE5_MODELS[name]
     return ghost_resnet50(ratio, num_classes) if kind == "ghost" else repghost_resnet50(ratio, num_classes)
 
+
+
+def table5_inference_models(seed: int = 0, num_classes: int = 1000) -> Dict[str, nn.Module]:
+    """Table 5's four networks as its latency column deploys them, in the paper's row order: seeded random weights
+    and randomized BatchNorm statistics (:func:`~.reparam.randomize_bn_stats_`, so fusion is no near-identity),
+    eval mode; the RepGhost-Res50 rows fused by :func:`~.reparam.reparameterize` (no BatchNorm left), the
+    Ghost-Res50 rows as built (an exporter folds their conv-BN pairs). The global random state is left as it was."""
+    models = {}
+    with torch.random.fork_rng(devices=[]):
+        for name, (kind, _) in TABLE5_MODELS.items():
+            torch.manual_seed(seed)
+            model = randomize_bn_stats_(table5_model(name, num_classes), seed=seed).eval()
+            models[name] = reparameterize(model) if kind == "repghost" else model
+    return models

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import statistics
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -23,7 +24,7 @@ from ..errors import UserError
 from ..training.registry import available_models, build_named_model, model_entry
 
 __all__ = ["measure_latency", "compare_latency", "compare_onnxruntime_latency", "RUNTIMES", "optimize_for_cpu",
-           "benchmark_models", "run_runtime_file", "add_output_differences", "paired_ratios", "latency_table",
+           "benchmark_models", "table5_latency", "run_runtime_file", "add_output_differences", "paired_ratios", "latency_table",
            "plot_latency"]
 
 
@@ -104,11 +105,12 @@ def compare_onnxruntime_latency(paths: Mapping[str, str], input_size=(1, 3, 224,
     return medians(samples)
 
 
-def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), threads: Sequence[int] = (1,),
+def benchmark_models(names: Union[Sequence[str], Mapping[str, nn.Module]], batch_sizes: Sequence[int] = (1,), threads: Sequence[int] = (1,),
                      runtimes: Sequence[str] = ("torch",), rounds: int = 5, image_size: int = 224,
                      min_run_time: float = 0.2, baseline: Optional[str] = None,
                      workdir: Optional[str] = None) -> List[Dict]:
-    """Latency of named models (see :func:`build_named_model`) for every runtime x batch size x thread count.
+    """Latency of named models (see :func:`build_named_model`) for every runtime x batch size x thread count;
+    ``names`` may also map names to eval-mode models built elsewhere (e.g. :func:`table5_latency`'s).
 
     Within one (batch, threads) setting **every (runtime, model) pair** is measured in the same ``rounds``
     interleaved rounds (A B C A B C ...), so a ratio between any two of them -- two models in one runtime, or
@@ -125,8 +127,9 @@ def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), th
     eager PyTorch; kept only when ``workdir`` is given) and ``file_mb``, and, when ``baseline`` names one of
     ``names``, ``ratio``: the median over rounds of latency / baseline latency *in the same round and runtime*.
     """
+    given = dict(names) if isinstance(names, Mapping) else None
     names = list(names)
-    for n in names:  # one sentence for an unknown name ("timm:<name>" is accepted)
+    for n in names if given is None else ():  # one sentence for an unknown name ("timm:<name>" is accepted)
         model_entry(n)
     bad = [r for r in runtimes if r not in RUNTIMES]
     if bad:
@@ -136,7 +139,7 @@ def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), th
     if rounds < 1 or not batch_sizes or not threads or not runtimes:
         raise ValueError("rounds must be >= 1 and batch_sizes, threads, runtimes non-empty.")
     _require_extras(runtimes)  # before building anything: one sentence when the mobile extra is missing
-    models = {n: build_named_model(n) for n in names}
+    models = given if given is not None else {n: build_named_model(n) for n in names}
     rows: List[Dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = workdir or tmp
@@ -168,6 +171,20 @@ def benchmark_models(names: Sequence[str], batch_sizes: Sequence[int] = (1,), th
                             row["ratio"] = statistics.median(a / b for a, b in zip(s, samples[runtime, baseline]))
                         rows.append(row)
     return rows
+
+
+def table5_latency(runtimes: Sequence[str] = ("mnn", "onnxruntime"), rounds: int = 5, image_size: int = 224,
+                   min_run_time: float = 0.2, threads: int = 1, seed: int = 0) -> List[Dict]:
+    """Table 5's latency column on this machine: its four networks (:func:`repghost_mini.core.table5_inference_models`:
+    random weights, RepGhost-Res50 fused) at batch 1 on ``threads`` thread(s), every (runtime, model) pair in the
+    same ``rounds`` interleaved rounds (:func:`benchmark_models`). One row per runtime and model, ``model`` being
+    Table 5's row name; rank two rows with :func:`repghost_mini.compare` on their ``samples_ms``. The paper's
+    column is MNN on one thread of an ARM phone (:func:`repghost_mini.paper.table5`)."""
+    from ..core.resnet import table5_inference_models
+
+    _require_extras(runtimes)  # before building four ResNet-50s: one sentence when the mobile extra is missing
+    return benchmark_models(table5_inference_models(seed), threads=(threads,), runtimes=runtimes, rounds=rounds,
+                            image_size=image_size, min_run_time=min_run_time)
 
 
 def _timer(runtime: str, model: nn.Module, prepared, x: torch.Tensor):
@@ -212,7 +229,7 @@ def _executorch_methods(models: Mapping[str, nn.Module], folder: str, size: Sequ
     set_executorch_threads(threads)
     paths, methods = {}, {}
     for n, m in models.items():
-        paths[n] = os.path.join(folder, f"{n.replace(':', '_')}-b{size[0]}{'-int8' if int8 else ''}.pte")
+        paths[n] = os.path.join(folder, f"{_file_stem(n)}-b{size[0]}{'-int8' if int8 else ''}.pte")
         if not os.path.exists(paths[n]):  # written once, reused for every thread count
             if int8 and calibration is None:
                 from ..training.data import load_dataset
@@ -222,6 +239,12 @@ def _executorch_methods(models: Mapping[str, nn.Module], folder: str, size: Sequ
             export_executorch(m, paths[n], size, int8=int8, calibration=calibration)
         methods[n] = executorch_method(paths[n])
     return paths, methods
+
+
+def _file_stem(name: str) -> str:
+    """A file name for a model name: ``"timm:mobileone_s0"`` -> ``"timm_mobileone_s0"``, ``"Ghost-Res50 (s=2)"`` ->
+    ``"Ghost-Res50_s_2_"``."""
+    return re.sub(r"[^\w.-]+", "_", name)
 
 
 def _runtime_files(runtimes: Sequence[str], models: Mapping[str, nn.Module], folder: str,
@@ -234,7 +257,7 @@ def _runtime_files(runtimes: Sequence[str], models: Mapping[str, nn.Module], fol
         return files
     from .export import export_onnx
 
-    onnx = {n: str(export_onnx(m, os.path.join(folder, f"{n.replace(':', '_')}.onnx"), (1, 3, image_size, image_size)))
+    onnx = {n: str(export_onnx(m, os.path.join(folder, f"{_file_stem(n)}.onnx"), (1, 3, image_size, image_size)))
             for n, m in models.items()}
     if "onnxruntime" in runtimes:
         files["onnxruntime"] = onnx
