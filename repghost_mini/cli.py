@@ -170,7 +170,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     result = train(config, bundle=bundle)
     if int(os.environ.get("RANK", "0")) == 0:
         if config.checkpoint and not args.no_export:
-            _export(result.run_dir, None, result.fused, bundle)
+            _export(result.run_dir, None, result.fused, bundle, replace=config.resume)
         final = result.final or {}
         tf, fu = final.get("train_form", {}), final.get("fused", {})
         if tf:
@@ -182,18 +182,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export(source: Path, out: Optional[Path], fused: Any, bundle: Any = None) -> None:
-    """fused.pth and model.onnx for a checkpoint (checked on real test images of ``bundle`` when given)."""
-    from .deploy.artifacts import export_run
+def _export(source: Path, out: Optional[Path], fused: Any, bundle: Any = None, replace: bool = False) -> None:
+    """fused.pth and model.onnx for a checkpoint (checked on real test images of ``bundle`` when given).
+    ``replace``: a resumed training run replaces the files it exported before it was resumed (they hold its
+    earlier weights); every other export refuses to overwrite a file."""
+    from .deploy.artifacts import FUSED_NAME, ONNX_NAME, export_run
     from .training.data import make_loaders
 
     images = None
     if bundle is not None:
         images = next(iter(make_loaders(bundle, 64, augment=False, eval_batch_size=64)[1]))[0]
-    written = export_run(source, out, fused=fused, images=images)
+    earlier = replace and any((Path(source) / name).exists() for name in (FUSED_NAME, ONNX_NAME))
+    written = export_run(source, out, fused=fused, images=images, overwrite=replace)
     for kind, path in written.items():
         what = {"fused": "fused checkpoint (no BatchNorm)", "onnx": "ONNX fp32, checked against PyTorch"}[kind]
-        print(f"{what}: {path}")
+        print(f"{what}: {path}" + (" (replaces the run's export from before it was resumed)" if earlier else ""))
     print(f"evaluate it: python -m repghost_mini eval {written['onnx']}")
 
 

@@ -100,6 +100,24 @@ def trained_run(tmp_path_factory):
     return out
 
 
+def test_a_resumed_run_replaces_its_own_export(tmp_path, capsys):
+    """A finished, exported run continued with --resume --allow-changes trains on and replaces the fused.pth and
+    model.onnx it wrote before (they hold the earlier weights); a plain export still refuses to overwrite them."""
+    out = tmp_path / "run"
+    base = ["train", "--dataset", "synthetic", "--batch-size", "64", "--out", str(out), "--no-progress",
+            "--threads", "2"]
+    assert run_main(base + ["--epochs", "1"], capsys)[0] == 0
+    before = torch.load(out / "fused.pth", map_location="cpu", weights_only=True)["state_dict"]
+    code, stdout, err = run_main(base + ["--epochs", "2", "--resume", "--allow-changes"], capsys)
+    assert code == 0, err
+    assert "replaces the run's export from before it was resumed" in stdout
+    after = torch.load(out / "fused.pth", map_location="cpu", weights_only=True)["state_dict"]
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    code, _, err = run_main(["export", str(out)], capsys)
+    assert_one_line_error(code, err)
+    assert "already exists" in err
+
+
 def test_convert_round_trip_gives_equal_logits(trained_run, tmp_path, capsys):
     fused_path = tmp_path / "fused.pth"
     code, out, err = run_main(["convert", str(trained_run / "checkpoint.pth"), str(fused_path)], capsys)
