@@ -56,7 +56,6 @@ from __future__ import annotations
 from typing import Callable, Dict, Sequence
 
 import torch
-
 from torch import Tensor, nn
 from torchvision.models.resnet import Bottleneck, ResNet
 
@@ -147,7 +146,6 @@ def table5_model(name: str, num_classes: int = 1000) -> ResNet50:
         raise ValueError(f"Table 5 has no row {name!r}; its rows are {', '.join(TABLE5_MODELS)}.")
     kind, ratio = TABLE5_MODELS[name]
     return ghost_resnet50(ratio, num_classes) if kind == "ghost" else repghost_resnet50(ratio, num_classes)
-
 
 
 def table5_inference_models(seed: int = 0, num_classes: int = 1000) -> Dict[str, nn.Module]:

@@ -24,8 +24,8 @@ from ..errors import UserError
 from ..training.registry import available_models, build_named_model, model_entry
 
 __all__ = ["measure_latency", "compare_latency", "compare_onnxruntime_latency", "RUNTIMES", "optimize_for_cpu",
-           "benchmark_models", "table5_latency", "run_runtime_file", "add_output_differences", "paired_ratios", "latency_table",
-           "plot_latency"]
+           "benchmark_models", "table5_latency", "run_runtime_file", "add_output_differences", "paired_ratios",
+           "latency_table", "plot_latency"]
 
 
 @torch.inference_mode()
@@ -105,9 +105,9 @@ def compare_onnxruntime_latency(paths: Mapping[str, str], input_size=(1, 3, 224,
     return medians(samples)
 
 
-def benchmark_models(names: Union[Sequence[str], Mapping[str, nn.Module]], batch_sizes: Sequence[int] = (1,), threads: Sequence[int] = (1,),
-                     runtimes: Sequence[str] = ("torch",), rounds: int = 5, image_size: int = 224,
-                     min_run_time: float = 0.2, baseline: Optional[str] = None,
+def benchmark_models(names: Union[Sequence[str], Mapping[str, nn.Module]], batch_sizes: Sequence[int] = (1,),
+                     threads: Sequence[int] = (1,), runtimes: Sequence[str] = ("torch",), rounds: int = 5,
+                     image_size: int = 224, min_run_time: float = 0.2, baseline: Optional[str] = None,
                      workdir: Optional[str] = None) -> List[Dict]:
     """Latency of named models (see :func:`build_named_model`) for every runtime x batch size x thread count;
     ``names`` may also map names to eval-mode models built elsewhere (e.g. :func:`table5_latency`'s).
@@ -175,11 +175,11 @@ def benchmark_models(names: Union[Sequence[str], Mapping[str, nn.Module]], batch
 
 def table5_latency(runtimes: Sequence[str] = ("mnn", "onnxruntime"), rounds: int = 5, image_size: int = 224,
                    min_run_time: float = 0.2, threads: int = 1, seed: int = 0) -> List[Dict]:
-    """Table 5's latency column on this machine: its four networks (:func:`repghost_mini.core.table5_inference_models`:
-    random weights, RepGhost-Res50 fused) at batch 1 on ``threads`` thread(s), every (runtime, model) pair in the
-    same ``rounds`` interleaved rounds (:func:`benchmark_models`). One row per runtime and model, ``model`` being
-    Table 5's row name; rank two rows with :func:`repghost_mini.compare` on their ``samples_ms``. The paper's
-    column is MNN on one thread of an ARM phone (:func:`repghost_mini.paper.table5`)."""
+    """Table 5's latency column on this machine: its four networks (random weights, RepGhost-Res50 fused:
+    :func:`repghost_mini.core.table5_inference_models`) at batch 1 on ``threads`` thread(s), every (runtime,
+    model) pair in the same ``rounds`` interleaved rounds (:func:`benchmark_models`). One row per runtime and
+    model, ``model`` being Table 5's row name; rank two rows with :func:`repghost_mini.compare` on their
+    ``samples_ms``. The paper's column is MNN on one thread of an ARM phone (:func:`repghost_mini.paper.table5`)."""
     from ..core.resnet import table5_inference_models
 
     _require_extras(runtimes)  # before building four ResNet-50s: one sentence when the mobile extra is missing

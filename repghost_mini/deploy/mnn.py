@@ -331,7 +331,8 @@ def mnn_concat_vs_add_rounds(pairs: Sequence[Tuple[Sequence[int], Sequence[int]]
                               [f"x{i}" for i in range(len(xs))])
             files[name] = export_mnn(onnx_path, os.path.join(tmp, f"{name}.mnn"))
         for bs in batch_sizes:
-            sessions = {name: _session(path, threads, 0, lambda shape: (bs, *shape[1:])) for name, path in files.items()}
+            sessions = {name: _session(path, threads, 0, lambda shape: (bs, *shape[1:]))
+                        for name, path in files.items()}
 
             def measure(name: str) -> float:
                 interpreter, session = sessions[name]
