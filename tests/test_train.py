@@ -108,6 +108,28 @@ def test_training_learns_the_toy_task(tmp_path):
     assert res.final["train_form"]["top1"] > 50  # chance is 25%
 
 
+def test_train_many_runs_side_by_side_as_each_run_alone(tmp_path):
+    """Two runs in two processes (notebook 05's ablation) give the weights, histories and top-1 of the same runs
+    trained here one after the other with the same thread count; bad calls are one sentence."""
+    b = colour_bundle()
+    configs = [r.TrainConfig(**{**TINY, "threads": None}, epochs=2, ema_decay=None, eval_every=0, seed=seed,
+                             out_dir=str(tmp_path / f"side-by-side-{seed}")) for seed in (0, 1)]
+    many = r.training.train_many(configs, bundle=b, processes=2)
+    assert [m.config.threads for m in many] == [max(1, torch.get_num_threads() // 2)] * 2
+    for config, side in zip(configs, many):
+        alone = r.train(config, bundle=b, threads=side.config.threads, out_dir=str(tmp_path / f"alone-{config.seed}"))
+        assert [h["train_loss"] for h in side.history] == [h["train_loss"] for h in alone.history]
+        assert side.final["fused"]["top1"] == alone.final["fused"]["top1"]
+        assert all(torch.equal(x, y) for x, y in zip(side.model.state_dict().values(),
+                                                     alone.model.state_dict().values()))
+    assert many[0].history != many[1].history  # two seeds, two runs
+    for bad, message in (([], "non-empty list"), ([configs[0], configs[0]], "its own out_dir")):
+        with pytest.raises(ValueError, match=message):
+            r.training.train_many(bad, bundle=b)
+    with pytest.raises(ValueError, match="processes must be"):
+        r.training.train_many(configs, bundle=b, processes=0)
+
+
 def test_warmup_then_cosine_schedule(tmp_path):
     b = colour_bundle()
     res = r.train(bundle=b, epochs=4, warmup=0.25, out_dir=str(tmp_path), eval_every=0, ema_decay=None, **TINY)
