@@ -396,7 +396,7 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
     if not paths:
         raise CLIError(f"no notebooks found in {folder}; pass their paths.")
     if args.execute:
-        times = execute_notebooks(paths, max_load=args.max_load, timeout=args.timeout)
+        times = execute_notebooks(paths, max_load=args.max_load, timeout=args.timeout, use_cache=args.use_cache)
         print(f"all {len(times)} notebooks executed in {sum(times.values()) / 60:.1f} min")
         return 0
     for name, lines in committed_stamps(paths).items():
@@ -568,6 +568,8 @@ _NOTEBOOKS_ARGS: List[_Option] = [
     (("--max-load",), dict(type=float, default=0.5, help="refuse to start above this 1-minute load average "
                                                          "(default 0.5)")),
     (("--timeout",), dict(type=_positive_int, default=1800, help="seconds one cell may run (default 1800)")),
+    (("--use-cache",), dict(action="store_true", help="let the notebooks load the trained runs cached in "
+                                                     "notebooks/runs/ (default: refuse to start while it holds any)")),
 ]
 
 #: command -> (handler, one-line help, description, options)

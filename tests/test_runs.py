@@ -65,3 +65,17 @@ def test_notebooks_run_in_place_under_one_run_id(tmp_path, monkeypatch):
     failing = _notebook(tmp_path / "bad.ipynb", "raise ValueError('no')")
     with pytest.raises(UserError, match="bad.ipynb failed"):
         runs.execute_notebooks([failing], log=lambda _: None)
+
+
+def test_cached_runs_beside_the_notebooks_are_refused_unless_asked_for(tmp_path, monkeypatch):
+    """A trained run cached in runs/ would be loaded instead of trained: the committed logs and times would not be
+    this run's, so the command refuses (one sentence naming the folder) unless use_cache=True."""
+    monkeypatch.setattr(runs.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    nb = _notebook(tmp_path / "a.ipynb", "print(1)")
+    (tmp_path / "runs").mkdir()
+    assert runs.execute_notebooks([nb], log=lambda _: None)  # an empty runs/ holds nothing to load
+    (tmp_path / "runs" / "nb05").mkdir()
+    with pytest.raises(UserError, match=r"runs holds trained runs.*delete that folder.*--use-cache") as err:
+        runs.execute_notebooks([nb], log=lambda _: None)
+    assert "\n" not in str(err.value)
+    assert set(runs.execute_notebooks([nb], log=lambda _: None, use_cache=True)) == {"a.ipynb"}

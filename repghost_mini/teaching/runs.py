@@ -94,11 +94,12 @@ def notebook_time() -> str:
 
 
 def execute_notebooks(paths: Sequence[Union[str, os.PathLike]], max_load: float = 0.5, timeout: int = 1800,
-                      log: Callable[[str], None] = print) -> Dict[str, float]:
+                      log: Callable[[str], None] = print, use_cache: bool = False) -> Dict[str, float]:
     """Execute the notebooks ``paths`` in this order, each in a fresh kernel, and save them in place with their
     outputs; all share one run id (:data:`RUN_ID_VARIABLE`). Refuses to start when the 1-minute load average is
-    above ``max_load``. A notebook that raises stops the run (the notebook is left as it was). Returns
-    ``{name: seconds}``."""
+    above ``max_load``, and, unless ``use_cache``, when a ``runs/`` folder beside the notebooks holds trained runs
+    (the notebooks would load them instead of training, so their logs and times would not be this run's). A
+    notebook that raises stops the run (the notebook is left as it was). Returns ``{name: seconds}``."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -107,6 +108,12 @@ def execute_notebooks(paths: Sequence[Union[str, os.PathLike]], max_load: float 
     missing = [str(p) for p in notebooks if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"no notebook at {missing[0]}; give .ipynb files (e.g. notebooks/*.ipynb).")
+    caches = sorted({str(p.parent / "runs") for p in notebooks if (p.parent / "runs").is_dir()
+                     and any((p.parent / "runs").iterdir())})
+    if caches and not use_cache:
+        raise UserError(f"{caches[0]} holds trained runs of an earlier execution, which the notebooks would load "
+                        "instead of training (their logs and times would not be this run's): delete that folder, "
+                        "or pass use_cache=True (CLI: --use-cache) to keep them.")
     load = os.getloadavg()[0]
     if load > max_load:
         raise UserError(f"the machine is busy (1-minute load average {load:.2f} > {max_load}): timings measured now "
