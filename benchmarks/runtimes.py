@@ -7,7 +7,8 @@ For each batch size every (runtime, model) pair is timed in the same interleaved
 over the rounds (it says "cannot rank" when the rounds overlap). Weights are random (latency does not depend on
 them); INT8 is calibrated on 64 real CIFAR-10 training images resized to 224 px. Also reported per file: its size,
 and its largest output difference from PyTorch on 32 other real images (``add_output_differences``; fp32
-runtimes: float rounding; INT8: the quantization error). Writes ``benchmarks/results/runtimes.json`` and ``runtimes.md`` and prints the RESULT lines.
+runtimes: float rounding; INT8: the quantization error). Writes ``benchmarks/results/runtimes.json`` and ``runtimes.md`` (``--quick``: ``runtimes_quick.*``, so a quick
+check never replaces the recorded full run) and prints the RESULT lines.
 Needs the mobile extra: ``pip install -e '.[mobile]'``.
 
     python benchmarks/runtimes.py            # 7 rounds of >= 0.3 s per measurement (~15 min on 2 cores)
@@ -63,6 +64,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 7)
+    if rounds < 2:
+        parser.error(f"--rounds must be at least 2 (got {rounds}): a ranking needs two rounds to see the noise")
     min_run_time = 0.1 if args.quick else 0.3
     try:
         rm._require_mnn(), ret._require_executorch()
@@ -83,10 +86,11 @@ def main(argv=None) -> int:
     report = _report(rows, lines, rounds, min_run_time, load_before, load_after)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "runtimes.json").write_text(json.dumps(dict(machine=cpu_description(), rows=rows,
-                                                       results=results, rounds=rounds, min_run_time_s=min_run_time,
-                                                       load_before=load_before, load_after=load_after), indent=1))
-    (out / "runtimes.md").write_text(report)
+    stem = "runtimes_quick" if args.quick else "runtimes"
+    (out / f"{stem}.json").write_text(json.dumps(dict(machine=cpu_description(), rows=rows, results=results,
+                                                      rounds=rounds, min_run_time_s=min_run_time,
+                                                      load_before=load_before, load_after=load_after), indent=1))
+    (out / f"{stem}.md").write_text(report)
     print(report)
     print("\n".join(f"RESULT runtimes {k}: {v:.2f}" for k, v in results.items()))
     return 0
