@@ -7,8 +7,9 @@ For each batch size every (runtime, model) pair is timed in the same interleaved
 over the rounds (it says "cannot rank" when the rounds overlap). Weights are random (latency does not depend on
 them); INT8 is calibrated on 64 real CIFAR-10 training images resized to 224 px. Also reported per file: its size,
 and its largest output difference from PyTorch on 32 other real images (``add_output_differences``; fp32
-runtimes: float rounding; INT8: the quantization error). Writes ``benchmarks/results/runtimes.json`` and ``runtimes.md`` (``--quick``: ``runtimes_quick.*``, so a quick
-check never replaces the recorded full run) and prints the RESULT lines.
+runtimes: float rounding; INT8: the quantization error). Writes ``benchmarks/results/runtimes.json`` and
+``runtimes.md`` (``--quick``: ``runtimes_quick.*``, so a quick check never replaces the recorded full run) and prints
+the RESULT lines.
 Needs the mobile extra: ``pip install -e '.[mobile]'``.
 
     python benchmarks/runtimes.py            # 7 rounds of >= 0.3 s per measurement (~15 min on 2 cores)

@@ -108,8 +108,7 @@ def execute_notebooks(paths: Sequence[Union[str, os.PathLike]], max_load: float 
     missing = [str(p) for p in notebooks if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"no notebook at {missing[0]}; give .ipynb files (e.g. notebooks/*.ipynb).")
-    caches = sorted({str(p.parent / "runs") for p in notebooks if (p.parent / "runs").is_dir()
-                     and any((p.parent / "runs").iterdir())})
+    caches = sorted(str(f) for f in {p.parent / "runs" for p in notebooks} if f.is_dir() and any(f.iterdir()))
     if caches and not use_cache:
         raise UserError(f"{caches[0]} holds trained runs of an earlier execution, which the notebooks would load "
                         "instead of training (their logs and times would not be this run's): delete that folder, "

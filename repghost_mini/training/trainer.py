@@ -406,9 +406,7 @@ def train_many(configs: Sequence[TrainConfig], bundle: Optional[DataBundle] = No
         c.check()
     with ProcessPoolExecutor(min(processes, len(configs)), mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(train, c, bundle) for c in configs]
-        for future in tqdm(futures, desc="runs", unit="run", disable=not progress):
-            future.result()
-    return [f.result() for f in futures]
+        return [f.result() for f in tqdm(futures, desc="runs", unit="run", disable=not progress)]
 
 
 def _train_in_folder(cfg: TrainConfig, bundle: Optional[DataBundle], network: Optional[Network], rank: int,
