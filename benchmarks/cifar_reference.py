@@ -29,8 +29,11 @@ import repghost_mini as r
 from repghost_mini import cli
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Settings that say how a run was driven, not what it learned: left out of the reconstructed command.
-NOT_RECIPE = {"resume", "allow_changes", "progress", "data_path", "out_dir", "stop_after", "checkpoint"}
+#: Settings that say how a run was driven, not what it learned: left out of the reconstructed command. The run's
+#: ``changes`` do not record them, so a value that differed between its commands could not be written back
+#: (``eval_every``: how often the test split is scored for the curves; the in-memory CIFAR-10 batches do not
+#: depend on it).
+NOT_RECIPE = {"resume", "allow_changes", "progress", "data_path", "out_dir", "stop_after", "checkpoint", "eval_every"}
 #: Settings written out even at their default value, so that the command reads as the whole recipe.
 RECIPE = {"model", "dataset", "epochs", "batch_size", "lr", "warmup", "weight_decay", "dropout", "label_smoothing",
           "ema_decay", "holdout", "random_erasing", "seed"}

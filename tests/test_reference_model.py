@@ -38,9 +38,9 @@ def test_shipped_reference_model_is_small_fused_on_loading_and_records_its_run()
     model = r.training.load_reference_model("cifar10")
     assert not model.training and r.count_batchnorms(model) == 0 and model.card.fused
     assert model.class_names == list(r.training.CIFAR10_CLASSES) == model.card.class_names
-    assert model.card.image_size == 32 and model.card.dataset == "cifar10" and model.card.top1 >= 80
+    assert model.card.image_size == 32 and model.card.dataset == "cifar10" and model.card.top1 >= 85
     info = model.info
-    assert info["test_top1"] >= 80 and info["train_minutes"] > 0 and info["device"]
+    assert info["test_top1"] >= 85 and info["train_minutes"] > 0 and info["device"]
     assert info["commands"] and all(c.startswith("python -m repghost_mini train --model ") for c in info["commands"])
     assert len(info["history"]) == model.card.recipe["epochs"]
     loaded = r.load(PATH)  # the one loader of saved models: training form, card included
@@ -50,11 +50,12 @@ def test_shipped_reference_model_is_small_fused_on_loading_and_records_its_run()
 @needs_weights
 def test_shipped_reference_model_reaches_its_recorded_top1_through_eval(capsys):
     """`python -m repghost_mini eval <weights> --dataset cifar10` on all 10,000 CIFAR-10 test images when they are
-    here (within 0.3 points of the record: float16 storage may move a few images), else the subset's 1,017 test
-    images (a slice of the same test batch: >= 80% leaves room for sampling)."""
+    here (the issue's goal, 85%, and within 0.3 points of the record: float16 storage may move a few images), else
+    the subset's 1,017 test images (a slice of the same test batch: >= 80% leaves room for sampling)."""
     try:
         r.load_dataset("cifar10", download=False)
-        dataset, floor = "cifar10", r.training.load_reference_model("cifar10").info["test_top1"] - 0.3
+        record = r.training.load_reference_model("cifar10").info["test_top1"]
+        dataset, floor = "cifar10", max(85.0, record - 0.3)
     except FileNotFoundError:
         if not DATA or not os.path.isdir(os.path.join(DATA, "cifar10-subset")):
             pytest.skip("no CIFAR-10 test images here (set REPGHOST_MINI_DATA)")
