@@ -1,5 +1,5 @@
-"""Command line: ``python -m repghost_mini {tour,train,export,eval,convert,quantize,bench,notebooks} ...`` (console
-script ``repghost-mini``).
+"""Command line: ``python -m repghost_mini {tour,train,export,eval,convert,quantize,bench,notebooks,ledger} ...``
+(console script ``repghost-mini``).
 
 * ``tour``    the whole paper in a few minutes on real data: concat vs. add, a->e fusion, Table 3, a short training
               run, re-parameterization with equal accuracy, latency before/after -> ``runs/tour-*/report.md``.
@@ -11,6 +11,8 @@ script ``repghost-mini``).
 * ``quantize`` checkpoint -> INT8 ONNX (static post-training quantization with onnxruntime, real calibration images).
 * ``notebooks`` ``--execute``: all notebooks re-executed in one run on one idle machine
               (:mod:`repghost_mini.teaching.runs`).
+* ``ledger``  which of the paper's claims held, one page from the notebooks' ``RESULT`` lines
+              (:mod:`repghost_mini.teaching.ledger`).
 * ``bench``   latency of named models (``repghostnet_100``, ``repghostnet_100_fused``, ``ghostnet_100`` ...).
 
 User errors -- wrong arguments, missing files, unknown models, data that is not there -- end with one line
@@ -21,12 +23,13 @@ what counts as one). Anything else is a bug and shows its traceback
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from .errors import USER_ERRORS, UserError, user_errors
+from .errors import USER_ERRORS, UserError, require_finite, user_errors
 
 __all__ = ["main", "build_parser", "CLIError"]
 
@@ -67,13 +70,13 @@ def _checkpoint_path(path: str) -> Path:
     return _existing_file(path, "checkpoint")
 
 
-def _new_output(path: str, example: str) -> Path:
+def _new_output(path: str, example: str, command: str = "convert") -> Path:
     """An output file that does not exist yet: the command line never overwrites a file."""
     out = Path(path)
     if out.is_dir():
         raise CLIError(f"OUTPUT {path!r} is a folder; name the file to write, e.g. {str(out / example)!r}.")
     if out.exists():
-        raise CLIError(f"OUTPUT {path!r} already exists; convert never overwrites a file: remove it or choose "
+        raise CLIError(f"OUTPUT {path!r} already exists; {command} never overwrites a file: remove it or choose "
                        "another name.")
     return out
 
@@ -90,7 +93,7 @@ def _positive(cast: Callable[[str], float], noun: str) -> Callable[[str], float]
             value = cast(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
-        if not value > 0:
+        if not (value > 0 and math.isfinite(value)):
             raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}")
         return value
     return convert
@@ -109,7 +112,7 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
-_positive_float = _positive(float, "a positive number")
+_positive_float = _positive(float, "a positive finite number")
 
 
 def _set_threads(threads: Optional[int]) -> None:
@@ -232,11 +235,14 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     size = ckpt.card.image_size  # one sentence for an older checkpoint that does not record it
     x = torch.randn(8, 3, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        diff = (model(x) - fused(x)).abs().max().item()
+        y, y_fused = model(x), fused(x)
+    require_finite(y, f"the output of {src.name}")
+    diff = (y - y_fused).abs().max().item()
     card = getattr(model, "card", None)
     save_checkpoint(out, fused, ckpt.model_name, run_config=ckpt.run_config, fused=True,
                     class_names=ckpt.class_names, image_size=size, num_classes=ckpt.num_classes, source=str(src),
-                    weights=model.weights, card=card.replace(fused=True) if card is not None else None)
+                    weights=model.weights, card=card.replace(fused=True) if card is not None else None,
+                    overwrite=False)
     print(f"fused checkpoint ({_weights_words(model.weights)}): {out}  ({count_params(model) / 1e6:.3f}M -> {count_params(fused) / 1e6:.3f}M params, "
           f"{count_batchnorms(model)} -> {count_batchnorms(fused)} BatchNorms, max |logit diff| {diff:.2e} "
           f"on {x.shape[0]} random {size}x{size} inputs)")
@@ -259,8 +265,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     model = ckpt.build_model()
     dataset = args.dataset or (ckpt.run_config or {}).get("dataset")
     with user_errors(ValueError, OSError):  # the data named on the command line
-        bundle = load_dataset(dataset, args.data, download=not args.no_download, test_per_class=args.limit)
-    if bundle.num_classes != ckpt.num_classes:
+        bundle = load_dataset(dataset, args.data, download=not args.no_download, test_per_class=args.limit,
+                              image_size=ckpt.image_size)
+    card = getattr(model, "card", None)
+    if card is not None:
+        card.check_data(bundle)
+    elif bundle.num_classes != ckpt.num_classes:
         raise CLIError(f"the checkpoint has {ckpt.num_classes} classes but dataset {dataset!r} has "
                        f"{bundle.num_classes}; pass --dataset matching the training run.")
     _, test = make_loaders(bundle, batch_size=args.batch_size, augment=False, eval_batch_size=args.batch_size)
@@ -293,25 +303,25 @@ def _eval_exported(args: argparse.Namespace, path: Path) -> int:
         if path.suffix.lower() == ".pte":
             from .deploy.executorch import ExecutorchModel
             model = ExecutorchModel(path)
-            card, label, size = model.card, f"ExecuTorch ({path.name})", model.input_shape[-1]
+            label = f"ExecuTorch ({path.name})"
         else:
-            from .deploy.export import read_onnx_card
-            from .deploy.quantize import OnnxModel, check_onnx_input, quantized_op_counts
-            card = read_onnx_card(path)
-            kind = "INT8" if sum(quantized_op_counts(path).values()) else "fp32"
-            model, label, size = None, f"ONNX {kind} ({path.name})", None
+            from .deploy.quantize import OnnxModel, quantized_op_counts
+            model = OnnxModel(path, threads=args.threads or 1)  # refuses a card that does not fit the graph
+            label = f"ONNX {'INT8' if sum(quantized_op_counts(path).values()) else 'fp32'} ({path.name})"
+    card = model.card
     dataset = args.dataset or (card.dataset if card is not None else None)
     if not dataset:
         raise CLIError(f"this {path.suffix} file carries no model card naming its dataset; pass --dataset (e.g. "
                        "--dataset cifar10-subset).")
     with user_errors(ValueError, OSError):  # the data named on the command line
-        bundle = load_dataset(dataset, args.data, download=not args.no_download, test_per_class=args.limit)
-        if model is None:
-            check_onnx_input(path, bundle.image_size)
-            model = OnnxModel(path, threads=args.threads or 1)
-        elif size != bundle.image_size:
-            raise ValueError(f"{path.name} takes {size}x{size} images but dataset {dataset!r} has "
-                             f"{bundle.image_size}x{bundle.image_size}; pass the dataset it was trained on.")
+        bundle = load_dataset(dataset, args.data, download=not args.no_download, test_per_class=args.limit,
+                              image_size=card.image_size if card is not None else None)
+    size = model.input_shape[-1]
+    if card is not None:
+        card.check_data(bundle)
+    elif isinstance(size, int) and size != bundle.image_size:
+        raise CLIError(f"{path.name} takes {size}x{size} images but dataset {dataset!r} has "
+                       f"{bundle.image_size}x{bundle.image_size}; pass the dataset it was trained on.")
     if model.num_classes != bundle.num_classes:
         raise CLIError(f"the model has {model.num_classes} outputs but dataset {dataset!r} has "
                        f"{bundle.num_classes} classes; pass the dataset it was trained on.")
@@ -344,14 +354,18 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     if out.suffix.lower() != suffix:
         raise CLIError(f"OUTPUT {args.output!r} must end in {suffix} (--backend {args.backend} writes a {suffix} "
                        "file).")
+    out = _new_output(args.output, f"int8{suffix}", "quantize")
     ckpt = read_checkpoint(src)
     model = ckpt.build_model()
     dataset = args.dataset or (ckpt.run_config or {}).get("dataset")
     with user_errors(ValueError, OSError):  # the data named on the command line, the calibration count
-        bundle = load_dataset(dataset, args.data, download=not args.no_download)
+        bundle = load_dataset(dataset, args.data, download=not args.no_download, image_size=ckpt.image_size)
         calibration = calibration_images(bundle, args.calibration_images, seed=args.seed)
     size = int(ckpt.image_size or bundle.image_size)
-    if size != bundle.image_size:
+    card = getattr(model, "card", None)
+    if card is not None:
+        card.check_data(bundle)
+    elif size != bundle.image_size:
         raise CLIError(f"the checkpoint takes {size}x{size} images but dataset {dataset!r} has "
                        f"{bundle.image_size}x{bundle.image_size}; pass the dataset it was trained on.")
     if not ckpt.fused and not args.training_form:
@@ -362,7 +376,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         quantize_model(model, out, calibration, per_channel=not args.per_tensor, method=args.calibration_method,
-                       fp32_path=fp32, weights=weights)
+                       fp32_path=fp32, weights=weights, overwrite=False)
         fp32_mb = onnx_file_size_mb(fp32)
     ops = quantized_op_counts(out)
     form = "training form" if args.training_form and not ckpt.fused else "fused"
@@ -380,7 +394,8 @@ def _quantize_executorch(model, out: Path, calibration, size: int, data_name: st
     from .deploy.executorch import export_executorch
 
     card = getattr(model, "card", None)
-    export_executorch(model.eval(), out, (1, 3, size, size), card=card, int8=True, calibration=calibration)
+    export_executorch(model.eval(), out, (1, 3, size, size), card=card, int8=True, calibration=calibration,
+                      overwrite=False)
     print(f"INT8 ExecuTorch program: {out}  (PT2E, per-channel INT8 weights, activations calibrated on "
           f"{calibration.shape[0]} {data_name} training images, lowered to XNNPACK; input 1x3x{size}x{size}; "
           f"{out.stat().st_size / 2**20:.2f} MB)")
@@ -391,10 +406,7 @@ def _quantize_executorch(model, out: Path, calibration, size: int, data_name: st
 def _cmd_notebooks(args: argparse.Namespace) -> int:
     from .teaching.runs import committed_stamps, execute_notebooks
 
-    folder = Path(__file__).resolve().parents[1] / "notebooks"
-    paths = [Path(p) for p in args.paths] or sorted(folder.glob("[0-9][0-9]_*.ipynb"))
-    if not paths:
-        raise CLIError(f"no notebooks found in {folder}; pass their paths.")
+    paths = _notebook_paths(args.paths)
     if args.execute:
         times = execute_notebooks(paths, max_load=args.max_load, timeout=args.timeout, use_cache=args.use_cache)
         print(f"all {len(times)} notebooks executed in {sum(times.values()) / 60:.1f} min")
@@ -402,6 +414,48 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
     for name, lines in committed_stamps(paths).items():
         print(f"{name}: {lines['stamp'] or 'no RUN STAMP'} | {lines['time'] or 'no NOTEBOOK TIME'}")
     return 0
+
+
+def _cmd_ledger(args: argparse.Namespace) -> int:
+    from .files import write_text_atomic
+    from .teaching.ledger import ledger_page
+
+    paths = _notebook_paths(args.paths)
+    page = ledger_page(paths)
+    out = Path(args.out)
+    if args.check:
+        if not out.is_file() or out.read_text(encoding="utf-8") != page:
+            raise CLIError(f"{out} is out of date with the committed notebooks; write it again with `python -m "
+                           f"repghost_mini ledger --out {out}`.")
+    else:
+        write_text_atomic(out, page)
+    print(next(line for line in page.splitlines() if line.startswith("RESULT ledger")))
+    print(f"ledger: {out}" + (" (up to date)" if args.check else ""))
+    return 0
+
+
+def _notebook_paths(given: Sequence[str]) -> List[Path]:
+    """The notebooks named, else ``notebooks/NN_*.ipynb`` of this checkout; each one a readable notebook."""
+    folder = Path(__file__).resolve().parents[1] / "notebooks"
+    paths = [Path(p) for p in given] or sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    if not paths:
+        raise CLIError(f"no notebooks found in {folder}; pass their paths.")
+    for path in paths:
+        _check_notebook(path)
+    return paths
+
+
+def _check_notebook(path: Path) -> None:
+    """One sentence for a path that is not a readable Jupyter notebook (missing, a folder, not JSON, no cells)."""
+    import json
+
+    _existing_file(str(path), "notebook")
+    try:
+        cells = json.loads(path.read_text(encoding="utf-8")).get("cells")
+    except (ValueError, AttributeError):  # not JSON, not UTF-8, JSON that is not an object
+        cells = None
+    if not isinstance(cells, list):
+        raise CLIError(f"{str(path)!r} is not a Jupyter notebook (no JSON object with cells); pass .ipynb files.")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -572,6 +626,13 @@ _NOTEBOOKS_ARGS: List[_Option] = [
                                                      "notebooks/runs/ (default: refuse to start while it holds any)")),
 ]
 
+_LEDGER_ARGS: List[_Option] = [
+    (("paths",), dict(nargs="*", help="notebooks to read (default: notebooks/NN_*.ipynb of this checkout)")),
+    (("--out",), dict(default="docs/ledger.md", help="the page to write (default docs/ledger.md)")),
+    (("--check",), dict(action="store_true", help="write nothing; fail when OUT differs from the page the committed "
+                                                 "notebooks give")),
+]
+
 #: command -> (handler, one-line help, description, options)
 _COMMANDS: Dict[str, Tuple[Callable[[argparse.Namespace], int], str, str, List[_Option]]] = {
     "tour": (_cmd_tour, "run the paper's story end to end on real data and write a Markdown report",
@@ -604,6 +665,10 @@ _COMMANDS: Dict[str, Tuple[Callable[[argparse.Namespace], int], str, str, List[_
                   "Re-execute the notebooks in order, in place, each in a fresh kernel, under one run id that every "
                   "notebook's RUN STAMP line shows, so numbers in different notebooks come from the same machine and "
                   "day; refuses to start on a busy machine (1-minute load above --max-load).", _NOTEBOOKS_ARGS),
+    "ledger": (_cmd_ledger, "which of the paper's claims held: one page from the notebooks' RESULT lines",
+               "Read the committed notebooks' RESULT lines, each naming a claim of the paper "
+               "(repghost_mini.paper.CLAIMS), and write the ledger page: claim, the paper's words, our measurement, "
+               "status (reproduced, same direction, reversed, cannot rank, not attempted).", _LEDGER_ARGS),
     "bench": (_cmd_bench, "latency of named models (interleaved, median)",
               "Latency of registry models (repghostnet_100, repghostnet_100_fused, ghostnet_100, "
               "timm_repghostnet_100 ...; random weights), measured side by side in interleaved rounds "
@@ -630,6 +695,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     prog = f"{PROG} {args.command}"
+    for text in argv if argv is not None else sys.argv[1:]:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # bytes the file system gave Python as surrogates: ONNX and MNN cannot open them
+            shown = text.encode("utf-8", "replace").decode("utf-8")
+            print(f"{prog}: error: the argument {shown!r} is not valid UTF-8; rename the file or folder with UTF-8 "
+                  "characters.", file=sys.stderr)
+            return 2
     try:
         return args.func(args)
     except KeyboardInterrupt:

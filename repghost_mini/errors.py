@@ -10,9 +10,9 @@ every group may raise it.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Tuple, Type
+from typing import Any, Iterator, Tuple, Type
 
-__all__ = ["UserError", "user_errors", "USER_ERRORS"]
+__all__ = ["UserError", "user_errors", "USER_ERRORS", "require_finite"]
 
 
 class UserError(ValueError):
@@ -39,3 +39,12 @@ def user_errors(*kinds: Type[BaseException]) -> Iterator[None]:
         raise
     except caught as err:
         raise UserError(" ".join(str(err).split()) or type(err).__name__) from err
+
+
+def require_finite(outputs: Any, what: str) -> None:
+    """Raise :class:`UserError` when the tensor ``outputs`` holds NaN or inf: no comparison of outputs (ONNX vs
+    PyTorch, fused vs training form, INT8 vs fp32) may pass, and no accuracy may be reported, on them (a NaN
+    difference is never larger than a bound, and the argmax of NaN logits is a class)."""
+    if not bool(outputs.isfinite().all()):
+        raise UserError(f"{what} holds NaN or inf: the weights are not finite (a diverged training run, or a "
+                        "damaged file); retrain with a lower learning rate or load other weights.")

@@ -63,13 +63,17 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_output(path: PathLike) -> Iterator[Path]:
+def atomic_output(path: PathLike, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; it replaces ``path`` (one ``os.replace``) only when the block
     succeeds, else it is removed and ``path`` is untouched. The file gets ``0o666`` minus the umask, like a
-    plain ``open``."""
+    plain ``open``. ``overwrite=False`` never replaces a file: ``path`` is refused when it exists before the block
+    and also when another process creates it meanwhile (the finished file is hard-linked into place, which fails
+    on an existing name), so two commands writing one name cannot both report success."""
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, f"{path} is a folder; name a file to write")
+    if not overwrite and os.path.lexists(path):
+        raise _exists(path)
     make_folder(path.parent)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX)
@@ -79,13 +83,36 @@ def atomic_output(path: PathLike) -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_new(tmp, path)
     except BaseException as err:
         with contextlib.suppress(OSError):
             os.remove(tmp)
-        if isinstance(err, OSError) and not isinstance(err, FileNotFoundError):
+        if isinstance(err, OSError) and not isinstance(err, (FileNotFoundError, FileExistsError)):
             raise unwritable(path, err) from None
         raise
+
+
+def _exists(path: Path) -> FileExistsError:
+    return FileExistsError(errno.EEXIST, f"{path} already exists and was left as it is; this command never "
+                                         "replaces a file: remove it or choose another name")
+
+
+def _link_new(tmp: str, path: Path) -> None:
+    """Put the finished ``tmp`` at ``path`` only if no file is there (``link`` fails on an existing name, unlike
+    ``replace``); on a file system without hard links, check and rename (a race can then still replace)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise _exists(path) from None
+    except OSError:  # no hard links here (some network or FUSE file systems)
+        if os.path.lexists(path):
+            raise _exists(path) from None
+        os.replace(tmp, path)
+        return
+    os.remove(tmp)
 
 
 def write_text_atomic(path: PathLike, text: str) -> Path:

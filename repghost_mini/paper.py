@@ -20,12 +20,12 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 from .errors import UserError
 
 __all__ = ["Quote", "QUOTES", "quote", "check_quotes", "normalise", "table3", "TABLE3_COLUMNS", "table5",
-           "TABLE5_COLUMNS", "table7"]
+           "TABLE5_COLUMNS", "table7", "Claim", "CLAIMS"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,6 +188,63 @@ _ENTRIES = [
 
 #: Every quote, by key.
 QUOTES: Dict[str, Quote] = {key: Quote(key, text, where) for key, text, where in _ENTRIES}
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """One claim of the paper that a reproduction can hold or break: ``key`` (what a notebook's ``RESULT`` line
+    names), ``quotes`` (keys of :data:`QUOTES`: the paper's own words and numbers, so the ledger never retypes
+    them), ``about`` (what is claimed, in a few words of ours) and, for a claim no notebook measures,
+    ``not_attempted``: why."""
+
+    key: str
+    quotes: Tuple[str, ...]
+    about: str
+    not_attempted: Optional[str] = None
+
+
+_IMAGENET = ("ImageNet top-1 needs the 1.28 M training images for 300 epochs on 8 GPUs (Sec. 4.1); this project "
+             "trains on CPUs, on CIFAR-10 and a 100-class 64 px ImageNet subset")
+
+#: The paper's claims, in the paper's order; :mod:`repghost_mini.teaching.ledger` gives each a status.
+CLAIMS: Dict[str, Claim] = {c.key: c for c in [
+    Claim("table1.cat_vs_add", ("sec3.1.cat_vs_add", "table1.concat", "table1.add"),
+          "concatenation costs about twice an add of the same tensors (Table 1)"),
+    Claim("sec3.1.nhwc", ("sec3.1.nhwc",), "in NHWC layout concatenation copies smaller blocks, so it costs more"),
+    Claim("fig2.savings", ("sec3.1.savings",),
+          "GhostNet with add instead of concatenation runs faster (Fig. 2)"),
+    Claim("footnote2", ("footnote2",), "pre-allocating the output omits the concatenation at batch 1"),
+    Claim("sec3.2.fusion", ("sec2.2.implicit_reuse", "table6.fusable"),
+          "every re-parameterization branch folds into one depthwise conv: same outputs, one operator"),
+    Claim("table2.architecture", ("table2.header", "table2.stem"), "RepGhostNet 1.0x is built as Table 2 lists"),
+    Claim("table3.params_flops", ("table3.header", "table3.repghostnet_1x"),
+          "the parameters and FLOPs of every width of Table 3"),
+    Claim("table3.latency", ("claim.0.5x_faster", "table3.repghostnet_1x", "table3.ghostnet_1x"),
+          "fused RepGhostNet is faster than GhostNet of the same width in MNN (Table 3)"),
+    Claim("fig1.ranking", ("latency.mnn", "latency.runs"),
+          "the latency ranking of the mobile models of Table 3 / Fig. 1"),
+    Claim("fig1.mobilenetv3", ("claim.1x_faster", "table3.mobilenetv3_small_1x", "table3.repghostnet_0.5x"),
+          "RepGhostNet is faster than MobileNetV3 at similar or higher top-1 (Fig. 1)"),
+    Claim("table3.top1", ("claim.0.58x_accuracy", "abstract.claim"),
+          "ImageNet top-1 of RepGhostNet against GhostNet and MobileNetV3", _IMAGENET),
+    Claim("table4.detection", ("sec4.3.res50_replace",),
+          "RepGhostNet backbones in RetinaNet / Mask R-CNN on COCO (Table 4)",
+          "COCO detection needs the COCO data set and days of GPU training; notebook 08 times the backbone only"),
+    Claim("table5.params_flops", ("table5.ghost_res50_s2", "table5.repghost_res50_s2"),
+          "parameters and FLOPs of Ghost-Res50 and RepGhost-Res50 (Table 5)"),
+    Claim("table5.latency", ("table5.ghost_res50_s4", "table5.repghost_res50_s2"),
+          "RepGhost-Res50 (s=2) is faster than Ghost-Res50 (s=4) in MNN (Table 5)"),
+    Claim("table5.top1", ("table5.ghost_res50_s4", "table5.repghost_res50_s2"),
+          "ImageNet top-1 of the ResNet-50 variants (Table 5)", _IMAGENET),
+    Claim("table6.branches", ("table6.bn", "table6.no_reparam"),
+          "the BN branch is the best re-parameterization structure (Table 6)"),
+    Claim("table6.relu_latency", ("table6.bn_relu", "table6.fusable"),
+          "a ReLU after the depthwise conv prevents fusing it, so it costs latency (Table 6)"),
+    Claim("table7.shortcut_latency", ("table7.shortcut_cost", "table7.1x", "table7.1x_no_shortcut"),
+          "removing the shortcuts saves little latency (Table 7)"),
+    Claim("table7.shortcut_top1", ("table7.0.5x", "table7.0.5x_no_shortcut"),
+          "removing the shortcuts costs top-1 accuracy (Table 7)"),
+]}
+
 
 #: The numeric columns of a Table 3 row, in order (``None`` where the paper prints "-").
 TABLE3_COLUMNS = ("params_m", "flops_m", "latency_ms", "top1", "top5")

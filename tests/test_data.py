@@ -254,7 +254,7 @@ def eval_reference(b, ds, indices):
         x = torch.stack([ds[i][0] for i in indices]).float() / 255
         return (x - torch.tensor(b.mean).view(1, 3, 1, 1)) / torch.tensor(b.std).view(1, 3, 1, 1)
     from PIL import Image
-    tf = r.training.eval_transforms(b.image_size, b.mean, b.std, resize=b.resize)
+    tf = r.training.eval_transforms(b.image_size, b.mean, b.std)
     paths = [data_module._samples_of(ds)[i][0] for i in indices]
     return torch.stack([tf(Image.open(p).convert("RGB")) for p in paths])
 

@@ -26,7 +26,7 @@ from ..training.card import ModelCard
 from ..training.checkpoints import read_checkpoint, save_checkpoint
 from ..training.data import load_dataset, make_loaders
 from ..training.registry import fuse_model
-from .export import check_onnx_matches, export_onnx, read_onnx_card
+from .export import check_onnx_matches, export_onnx
 from .quantize import OnnxModel
 
 __all__ = ["export_run", "load", "FUSED_NAME", "ONNX_NAME"]
@@ -43,13 +43,11 @@ def load(path: PathLike, threads: int = 1) -> nn.Module:
     run by onnxruntime on ``threads`` CPU threads). Preprocess images with ``model.card.preprocess(images)``."""
     path = Path(path)
     if path.suffix.lower() == ".onnx":
-        card = read_onnx_card(path)
-        if card is None:
+        model = OnnxModel(path, threads=threads)  # refuses a card that does not describe the graph
+        if model.card is None:
             raise UserError(f"{str(path)!r} holds no repghost_mini model card (it was not written by `export` / "
                             "export_run); use repghost_mini.deploy.quantize.OnnxModel(path) and preprocess the "
                             "images yourself.")
-        model = OnnxModel(path, threads=threads)
-        model.card = card
         return model.eval()
     return read_checkpoint(path).build_model()
 
@@ -106,10 +104,10 @@ def export_run(source: PathLike, out_dir: Optional[PathLike] = None, fused: Opti
         deployed_card = fused_card if fused_card is not None and fused_card.fused else card.replace(fused=True)
         save_checkpoint(targets["fused"], fused, card.options.model, run_config=ckpt.run_config, fused=True,
                         class_names=card.class_names, image_size=card.image_size, num_classes=card.num_classes,
-                        card=deployed_card, weights=card.weights, source=str(ckpt.path))
+                        card=deployed_card, weights=card.weights, source=str(ckpt.path), overwrite=overwrite)
         written["fused"] = targets["fused"]
         deployed = fused
-    export_onnx(deployed, targets["onnx"], card=deployed_card)
+    export_onnx(deployed, targets["onnx"], card=deployed_card, overwrite=overwrite)
     check_onnx_matches(model, targets["onnx"], images=images)
     written["onnx"] = targets["onnx"]
     return written

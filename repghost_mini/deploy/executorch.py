@@ -109,14 +109,15 @@ def _check_export_args(model, input_size, card, int8: bool, calibration) -> tupl
 
 def export_executorch(model: nn.Module, path: PathLike, input_size: Optional[Sequence[int]] = None,
                       card: Optional[ModelCard] = None, int8: bool = False,
-                      calibration: Optional[torch.Tensor] = None) -> Path:
+                      calibration: Optional[torch.Tensor] = None, overwrite: bool = True) -> Path:
     """Write ``model`` (eval mode, usually fused) to ``path`` as an ExecuTorch program lowered to XNNPACK.
 
     ``input_size`` (N, C, H, W) is the one shape the program will run (default: the model card's ``input_size``, one
     image); ``card`` defaults to ``model.card`` and is stored in the program. BatchNorms that follow a conv
     are folded into it (the network computes the same). ``int8=True`` quantizes
     with PT2E first (per-channel INT8 weights, activations calibrated on ``calibration``, real normalized images of
-    the exported shape). The model itself is not modified. Writes atomically and returns the path.
+    the exported shape). The model itself is not modified. Writes atomically (``overwrite=False``: never over an
+    existing file) and returns the path.
     """
     input_size, card = _check_export_args(model, input_size, card, int8, calibration)
     lower, partitioner, _ = _require_executorch()
@@ -135,7 +136,7 @@ def export_executorch(model: nn.Module, path: PathLike, input_size: Optional[Seq
                                            (x,))
         constants = {CARD_METHOD: card.to_json()} if card is not None else None
         program = lower(exported, partitioner=[partitioner()], constant_methods=constants).to_executorch()
-    with atomic_output(path) as out:
+    with atomic_output(path, overwrite) as out:
         with open(out, "wb") as f:
             program.write_to_file(f)
     return Path(path)
@@ -218,6 +219,8 @@ class ExecutorchModel(nn.Module):
         self.input_shape = tuple(self.method.metadata.input_tensor_meta(0).sizes())
         self.num_classes = int(self.method.metadata.output_tensor_meta(0).sizes()[-1])
         self.card = _program_card(program)
+        if self.card is not None:
+            self.card.check_graph(self.path.name, self.input_shape, self.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.as_tensor(x, dtype=torch.float32, device="cpu")

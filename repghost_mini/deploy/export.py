@@ -31,6 +31,7 @@ from torch import nn
 
 from ..modes import eval_mode
 from ..training.card import CARD_KEY, ModelCard
+from ..errors import require_finite
 from ..files import atomic_output
 
 __all__ = ["export_onnx", "read_onnx_card", "count_onnx_ops", "onnx_session", "run_onnx", "check_onnx_matches",
@@ -96,7 +97,8 @@ def model_input(model: nn.Module, input_size: Optional[Sequence[int]], card: Opt
 
 
 def export_onnx(model: nn.Module, path: PathLike, input_size: Optional[Sequence[int]] = None, opset: int = 18,
-                dynamic_batch: bool = True, optimize: bool = True, card: Optional[ModelCard] = None) -> Path:
+                dynamic_batch: bool = True, optimize: bool = True, card: Optional[ModelCard] = None,
+                overwrite: bool = True) -> Path:
     """Export ``model`` (in eval mode, on any device) to ``path`` as ONNX and check it with ``onnx.checker``.
 
     The graph has one input ``"input"`` of shape ``input_size`` (dimension 0 symbolic, named ``"batch"``,
@@ -104,7 +106,8 @@ def export_onnx(model: nn.Module, path: PathLike, input_size: Optional[Sequence[
     as every model :func:`repghost_mini.load` or :func:`repghost_mini.train` returns does) goes into the file's
     ``metadata_props`` and gives the default ``input_size``; a model without a card needs ``input_size``. The
     model is exported on the CPU in float32; the original ``model`` is not modified. ``optimize=False`` skips the
-    exporter's graph optimizer (which folds Conv+BN pairs). Returns the path.
+    exporter's graph optimizer (which folds Conv+BN pairs); ``overwrite=False`` refuses an existing file. Returns
+    the path.
     """
     _require("onnxscript")
     onnx = _require("onnx")
@@ -122,7 +125,7 @@ def export_onnx(model: nn.Module, path: PathLike, input_size: Optional[Sequence[
         model = copy.deepcopy(model).to("cpu", torch.float32)
     x = torch.randn(input_size)
     dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=4096)},) if dynamic_batch else None
-    with atomic_output(path) as tmp:
+    with atomic_output(path, overwrite) as tmp:
         quiet_onnx_export(model, (x,), tmp, ["input"], ["output"], opset=opset, dynamic_shapes=dynamic_shapes,
                           optimize=optimize)
         proto = onnx.load(str(tmp))
@@ -297,6 +300,8 @@ def check_onnx_matches(model: nn.Module, path: PathLike, input_size: Sequence[in
                 raise AssertionError(f"the ONNX model's output has shape {tuple(got.shape)} but the PyTorch "
                                      f"model's {tuple(expected.shape)} for the same batch of {n}: they are "
                                      f"different networks (e.g. another num_classes).")
+            require_finite(expected, "the PyTorch model's output")
+            require_finite(got, f"the output of {Path(path).name}")
             diff = (got - expected).abs()
             scale = expected.abs().max().item()
             bound = atol * max(scale, 1.0) + rtol * expected.abs()

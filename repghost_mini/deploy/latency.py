@@ -20,7 +20,7 @@ from torch import nn
 from ..measure.tables import markdown_table
 from ..measure.timing import interleaved_rounds, median_time, medians
 from ..modes import eval_mode
-from ..errors import UserError
+from ..errors import UserError, require_finite
 from ..training.registry import available_models, build_named_model, model_entry
 
 __all__ = ["measure_latency", "compare_latency", "compare_onnxruntime_latency", "RUNTIMES", "optimize_for_cpu",
@@ -133,11 +133,11 @@ def benchmark_models(names: Union[Sequence[str], Mapping[str, nn.Module]], batch
         model_entry(n)
     bad = [r for r in runtimes if r not in RUNTIMES]
     if bad:
-        raise ValueError(f"unknown runtime {bad[0]!r}; choose from {RUNTIMES}.")
+        raise UserError(f"unknown runtime {bad[0]!r}; choose from {RUNTIMES}.")
     if baseline is not None and baseline not in names:
-        raise ValueError(f"baseline {baseline!r} must be one of the benchmarked names {names}.")
+        raise UserError(f"baseline {baseline!r} must be one of the benchmarked names {names}.")
     if rounds < 1 or not batch_sizes or not threads or not runtimes:
-        raise ValueError("rounds must be >= 1 and batch_sizes, threads, runtimes non-empty.")
+        raise UserError("rounds must be >= 1 and batch_sizes, threads, runtimes non-empty.")
     _require_extras(runtimes)  # before building anything: one sentence when the mobile extra is missing
     models = given if given is not None else {n: build_named_model(n) for n in names}
     rows: List[Dict] = []
@@ -330,6 +330,7 @@ def add_output_differences(rows: Sequence[Dict], images: torch.Tensor) -> Sequen
         if row["model"] not in reference:
             reference[row["model"]] = build_named_model(row["model"])(images)
         got = run_runtime_file(row["runtime"], row["file"], images)
+        require_finite(got, f"the output of {row['file']} ({row['runtime']})")
         row["max_abs_diff_vs_torch"] = (got - reference[row["model"]]).abs().max().item()
     return rows
 

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from ..training.data import DataBundle, InMemoryImages, eval_transforms
+from ..errors import UserError, require_finite
 from ..files import atomic_output
 from ..training.card import CARD_KEY
 from .export import _load, export_onnx, onnx_session, read_onnx_card, run_onnx
@@ -188,7 +189,7 @@ def quantized_op_counts(path: PathLike) -> Dict[str, int]:
 # ----------------------------------------------------------------------------------------------------------------
 def quantize_onnx(fp32_path: PathLike, out_path: PathLike, calibration: Union[Tensor, ImageCalibrationReader],
                   per_channel: bool = True, method: str = "minmax", batch_size: int = 32,
-                  weights: str = "auto") -> Path:
+                  weights: str = "auto", overwrite: bool = True) -> Path:
     """Static INT8 quantization of the float ONNX model ``fp32_path`` into ``out_path`` (QDQ format).
 
     Weights: one scale per output channel (``per_channel=True``) or per tensor, stored as ``weights``
@@ -200,7 +201,8 @@ def quantize_onnx(fp32_path: PathLike, out_path: PathLike, calibration: Union[Te
     Activations: unsigned INT8 with ranges calibrated on ``calibration`` (real images, a tensor (N, 3, H, W)
     or an :class:`ImageCalibrationReader`) by ``method`` (:data:`CALIBRATION_METHODS`). The graph is first
     pre-processed (shape inference and onnxruntime's graph optimizations, as onnxruntime recommends). The
-    file appears only when complete (:func:`repghost_mini.files.atomic_output`). Returns ``out_path``.
+    file appears only when complete (:func:`repghost_mini.files.atomic_output`); ``overwrite=False`` refuses an
+    existing file. Returns ``out_path``.
     """
     try:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -225,7 +227,7 @@ def quantize_onnx(fp32_path: PathLike, out_path: PathLike, calibration: Union[Te
     out_path = Path(out_path)
     reader.rewind()
     # out_path appears only complete (files.atomic_output); the pre-processed graph is a scratch file
-    with tempfile.TemporaryDirectory() as tmp, atomic_output(out_path) as partial:
+    with tempfile.TemporaryDirectory() as tmp, atomic_output(out_path, overwrite) as partial:
         pre = os.path.join(tmp, "preprocessed.onnx")
         with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print progress lines
             quant_pre_process(os.fspath(fp32_path), pre)
@@ -244,7 +246,8 @@ def quantize_onnx(fp32_path: PathLike, out_path: PathLike, calibration: Union[Te
 
 
 def quantize_model(model: nn.Module, out_path: PathLike, calibration: Tensor, per_channel: bool = True,
-                   method: str = "minmax", fp32_path: Optional[PathLike] = None, weights: str = "auto") -> Path:
+                   method: str = "minmax", fp32_path: Optional[PathLike] = None, weights: str = "auto",
+                   overwrite: bool = True) -> Path:
     """Export the eval-mode PyTorch ``model`` to ONNX (float32, input size of ``calibration``) and quantize it to
     ``out_path`` with :func:`quantize_onnx`. The float file goes to ``fp32_path`` when given (else a temporary
     folder). Fused or training form: whatever the model is, is what gets quantized."""
@@ -255,7 +258,8 @@ def quantize_model(model: nn.Module, out_path: PathLike, calibration: Tensor, pe
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(fp32_path) if fp32_path is not None else Path(tmp) / "fp32.onnx"
         export_onnx(model, fp32, size)
-        return quantize_onnx(fp32, out_path, calibration, per_channel=per_channel, method=method, weights=weights)
+        return quantize_onnx(fp32, out_path, calibration, per_channel=per_channel, method=method, weights=weights,
+                             overwrite=overwrite)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -276,6 +280,9 @@ class OnnxModel(nn.Module):
         self.input_shape = shape
         self.session = onnx_session(path, threads=threads, optimization=optimization)
         self.num_classes = self.session.get_outputs()[0].shape[-1]
+        self.card = read_onnx_card(path)
+        if self.card is not None:
+            self.card.check_graph(self.path.name, shape, self.num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         return run_onnx(self.session, x)
@@ -303,9 +310,11 @@ def quantization_error(fp32_path: PathLike, int8_path: PathLike, images: Tensor,
     ``kernels`` well above ``simulated`` means the kernels lose accuracy of their own, e.g. int16 saturation of
     signed 8-bit weights on x86 without VNNI (:func:`cpu_int8_kind`)."""
     z32 = OnnxModel(fp32_path, threads=threads)(images)
+    require_finite(z32, f"the output of {Path(fp32_path).name}")
     out = {}
     for key, optimization in (("kernels", "all"), ("simulated", "disable")):
         z8 = OnnxModel(int8_path, threads=threads, optimization=optimization)(images)
+        require_finite(z8, f"the output of {Path(int8_path).name}")
         out[key] = (z8 - z32).abs().amax(1).median().item()
         out["agreement" + ("" if key == "kernels" else "_simulated")] = \
             (z8.argmax(1) == z32.argmax(1)).float().mean().item() * 100

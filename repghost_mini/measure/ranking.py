@@ -39,7 +39,8 @@ class Comparison:
     r"""The ratio $\bar a / \bar b$ of two sample means, its confidence interval, and what it allows one to say.
 
     ``verdict`` is ``"lower"`` when the whole interval ``[low, high]`` lies below 1 (``a`` is lower than
-    ``b``), ``"higher"`` when it lies above 1, and ``"cannot rank"`` otherwise. ``n_a`` and ``n_b`` are the
+    ``b``), ``"higher"`` when it lies above 1, and ``"cannot rank"`` otherwise (also for samples that differ
+    only by float rounding: every sample's spread is taken as at least ``ROUNDING`` of its mean). ``n_a`` and ``n_b`` are the
     sample sizes. When the denominator's mean cannot be told from 0 the interval is unbounded and reported as
     ``[0, inf]``.
     """
@@ -99,8 +100,10 @@ def compare(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) ->
         raise UserError(f"confidence must be a number strictly between 0 and 1 (e.g. 0.95 for 95%), "
                         f"got {confidence!r}.")
     xa, xb = _sample(a, "a"), _sample(b, "b")
+    scale = max(float(xa.max()), float(xb.max()))  # the ratio does not depend on the unit: no overflow near 1e308
+    xa, xb = xa / scale, xb / scale
     mean_a, mean_b = float(xa.mean()), float(xb.mean())
-    v_a, v_b = float(xa.var(ddof=1)) / xa.size, float(xb.var(ddof=1)) / xb.size
+    v_a, v_b = _variance_of_mean(xa, mean_a), _variance_of_mean(xb, mean_b)
     ratio = mean_a / mean_b
 
     denom = v_a ** 2 / (xa.size - 1) + ratio ** 4 * v_b ** 2 / (xb.size - 1)
@@ -207,10 +210,22 @@ def _sample(values: Sequence[float], name: str) -> np.ndarray:
     if bad.size:
         raise UserError(f"{name} has non-finite values (nan or inf) at positions {bad[:5].tolist()}: drop or "
                         f"re-measure them before comparing.")
-    if x.mean() <= 0:
-        raise UserError(f"mean({name}) is {x.mean():g}, but a ratio of means needs both means > 0: compare "
+    largest = float(np.abs(x).max())
+    mean = largest * float((x / largest).mean()) if largest > 0 else 0.0  # scaled: a sum near 1e308 overflows
+    if mean <= 0:
+        raise UserError(f"mean({name}) is {mean:g}, but a ratio of means needs both means > 0: compare "
                         f"positive quantities such as latencies or accuracies.")
     return x
+
+
+#: The smallest relative spread a sample is given: values that differ by float rounding (1e-15) are not a ranking.
+ROUNDING = 1e-12
+
+
+def _variance_of_mean(x: np.ndarray, mean: float) -> float:
+    """$s^2 / n$, with $s$ at least ``ROUNDING`` times the mean: a sample of identical values (a count, a
+    rounding difference) has no measured noise, and a zero variance would rank any difference however small."""
+    return max(float(x.var(ddof=1)), (ROUNDING * mean) ** 2) / x.size
 
 
 def _percent(confidence: float) -> str:

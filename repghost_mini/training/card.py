@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -146,11 +147,19 @@ class ModelCard:
             raise UserError(f"the model card lacks {missing or ['options']}; the file was not written by "
                             "repghost_mini (or is damaged): export it again.")
         known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
+        unknown = sorted(set(data) - known) + sorted(f"options.{k}" for k in set(data["options"]) -
+                                                     set(ModelOptions.names()))
+        if unknown:
+            raise UserError(f"the model card has unknown fields {unknown[:3]}; the file was not written by this "
+                            "version of repghost_mini (or is damaged): export it again.")
+        problem = _card_problem(data)
+        if problem:
+            raise UserError(f"the model card's {problem}; the file is damaged or was edited: export it again.")
+        values = dict(data)
         opts = dict(data["options"])
         if opts.get("branches") is not None:
             opts["branches"] = tuple(opts["branches"])
-        values["options"] = ModelOptions(**{k: v for k, v in opts.items() if k in ModelOptions.names()})
+        values["options"] = ModelOptions(**opts)
         values["mean"], values["std"] = tuple(data["mean"]), tuple(data["std"])
         return cls(**values)
 
@@ -170,13 +179,54 @@ class ModelCard:
         return (1, self.in_chans, self.image_size, self.image_size)
 
     def preprocess(self, images: Sequence[Any]):
-        """A float batch ``(N, 3, image_size, image_size)`` from PIL images or uint8 tensors ``(3, H, W)``: resized
-        (shorter side) and centre-cropped to ``image_size``, scaled to [0, 1], normalized with the card's
-        mean / std -- what the model saw in evaluation."""
+        """A float batch ``(N, 3, image_size, image_size)`` from PIL images (any mode: RGBA, grayscale, palette are
+        converted to RGB) or uint8 tensors ``(3, H, W)``: resized (shorter side) and centre-cropped to
+        ``image_size``, scaled to [0, 1], normalized with the card's mean / std -- what the model saw in
+        evaluation."""
         import torch
 
-        transform = eval_transforms(self.image_size, self.mean, self.std, resize=True)
-        return torch.stack([transform(image) for image in images])
+        transform = eval_transforms(self.image_size, self.mean, self.std)
+        return torch.stack([transform(_rgb(image)) for image in images])
+
+    def check_data(self, data: Any) -> None:
+        """Refuse, in one sentence, data the model was not trained on: ``data`` (a
+        :class:`repghost_mini.training.DataBundle`) must have the card's input size, number of classes, class names
+        (when both record them) and normalization; the remedy is the data set the card names."""
+        remedy = (f"evaluate it on {self.dataset!r} (--dataset {self.dataset}), the data set its card names"
+                  if self.dataset and self.dataset != data.name else
+                  "give the images it was trained on (--data, the folder or file it was trained from)")
+        problems = []  # (what differs, what to do)
+        if data.image_size != self.image_size:
+            problems.append((f"the model takes {self.image_size}x{self.image_size} images but {data.name!r} has "
+                             f"{data.image_size}x{data.image_size}", remedy))
+        if data.num_classes != self.num_classes:
+            problems.append((f"the model has {self.num_classes} classes but {data.name!r} has {data.num_classes}",
+                             remedy))
+        elif self.class_names and list(data.class_names) != list(self.class_names):
+            i = next(i for i, (a, b) in enumerate(zip(self.class_names, data.class_names)) if a != b)
+            shown = ", ".join(self.class_names[:10]) + (", ..." if len(self.class_names) > 10 else "")
+            problems.append((f"class {i} of the model is {self.class_names[i]!r} but of {data.name!r} "
+                             f"{data.class_names[i]!r}", f"name the class folders as the model's classes ({shown}), "
+                                                         "in that order"))
+        if not _close(data.mean, self.mean) or not _close(data.std, self.std):
+            problems.append((f"{data.name!r} is normalized with mean {tuple(data.mean)} / std {tuple(data.std)} but "
+                             f"the model with {self.mean} / {self.std}", remedy))
+        if problems:
+            raise UserError("; ".join(problems[0]) + ".")
+
+    def check_graph(self, name: str, input_shape: Sequence[Any], num_classes: Any) -> None:
+        """Refuse a file (named ``name``) whose card and graph disagree, a card edited or copied from another
+        file: the card must state the graph's number of outputs, input channels and input size (dimensions that
+        are not numbers, such as a symbolic batch, are not compared)."""
+        four = len(input_shape) == 4
+        graph = {"classes": num_classes, "input channels": input_shape[1] if four else None,
+                 "input size": input_shape[-1] if four else None}
+        stated = {"classes": self.num_classes, "input channels": self.in_chans, "input size": self.image_size}
+        for what, value in graph.items():
+            if isinstance(value, int) and value != stated[what]:
+                raise UserError(f"{name}'s model card says {stated[what]} {what} but its graph has {value}: the "
+                                "card does not describe this graph (edited or damaged file); export the model "
+                                "again.")
 
     def summary(self) -> str:
         """One line: model, form, input, classes, accuracy."""
@@ -184,3 +234,65 @@ class ModelCard:
         acc = f", top-1 {self.top1:.2f}% on {self.top1_split}" if self.top1 is not None else ""
         return (f"{self.options.model} ({form}), {self.image_size}x{self.image_size} input, {self.num_classes} "
                 f"classes{f' of {self.dataset}' if self.dataset else ''}{acc}")
+
+
+def _close(a: Sequence[float], b: Sequence[float]) -> bool:
+    return len(a) == len(b) and all(abs(float(x) - float(y)) <= 1e-6 for x, y in zip(a, b))
+
+
+def _is_int(value: Any, low: int = 1) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _optional(check: Any) -> Any:
+    return lambda value: value is None or check(value)
+
+
+def _card_problem(data: Mapping[str, Any]) -> Optional[str]:
+    """What is wrong with a stored card's fields (type and range of each), or ``None``: a file can come from
+    anyone, so nothing is built from a field before it is checked."""
+    names = lambda v: isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v)  # noqa: E731
+    channels = data.get("in_chans", 3)
+    checks = {
+        "num_classes": (_is_int, "a whole number >= 1"),
+        "image_size": (_is_int, "a whole number >= 1"),
+        "in_chans": (_is_int, "a whole number >= 1"),
+        "mean": (lambda v: isinstance(v, (list, tuple)) and len(v) == channels and all(map(_is_number, v)),
+                 "one finite number per input channel"),
+        "std": (lambda v: isinstance(v, (list, tuple)) and len(v) == channels
+                and all(_is_number(x) and x > 0 for x in v), "one positive number per input channel"),
+        "class_names": (_optional(lambda v: names(v) and len(v) == data.get("num_classes")),
+                        "a list of one name per class"),
+        "dataset": (_optional(lambda v: isinstance(v, str)), "a name"),
+        "fused": (lambda v: isinstance(v, bool), "True or False"),
+        "top1": (_optional(lambda v: _is_number(v) and 0 <= v <= 100), "a percentage"),
+        "weights": (lambda v: v in ("raw", "ema"), "'raw' or 'ema'"),
+        "options.model": (lambda v: isinstance(v, str), "a model name"),
+        "options.small_input": (_optional(lambda v: isinstance(v, bool)), "True, False or None"),
+        "options.dropout": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+        "options.branches": (_optional(names), "a list of branch names"),
+        "options.shortcut": (_optional(lambda v: isinstance(v, bool)), "True, False or None"),
+        "options.relu_after_dw": (_optional(lambda v: isinstance(v, bool)), "True, False or None"),
+        "options.model_kwargs": (lambda v: isinstance(v, Mapping), "a dict"),
+    }
+    for key, (check, what) in checks.items():
+        where = data["options"] if key.startswith("options.") else data
+        name = key.split(".")[-1]
+        if name in where and not check(where[name]):
+            return f"{key} must be {what}, got {where[name]!r}"
+    return None
+
+
+def _rgb(image: Any) -> Any:
+    """A PIL image converted to RGB, or a ``(3, H, W)`` / ``(1, H, W)`` tensor as it is; one sentence otherwise."""
+    if hasattr(image, "convert"):
+        return image.convert("RGB")
+    shape = tuple(getattr(image, "shape", ()))
+    if len(shape) != 3 or shape[0] not in (1, 3):
+        raise UserError(f"preprocess takes PIL images or image tensors of shape (3, H, W), got shape {shape}; "
+                        "drop an alpha channel (image[:3]) or pass PIL images.")
+    return image

@@ -50,13 +50,13 @@ REFERENCE_MODELS: Dict[str, str] = {"cifar10": "cifar10_repghostnet_080.pth"}
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 
-def save_atomic(obj: Any, path: Union[str, os.PathLike]) -> Path:
+def save_atomic(obj: Any, path: Union[str, os.PathLike], overwrite: bool = True) -> Path:
     """``torch.save`` through :func:`repghost_mini.files.atomic_output` (temporary file, then rename): a
     crash never leaves half a file, a full disk leaves the previous file, the mode is the usual one (0o666 minus
-    the umask)."""
+    the umask); ``overwrite=False`` refuses an existing file (:func:`repghost_mini.files.atomic_output`)."""
     buffer = io.BytesIO()  # serialize first: a full disk then fails in a plain write, as one OSError sentence,
     torch.save(obj, buffer)  # not inside torch's zip writer ("inline_container.cc ... unexpected pos")
-    with atomic_output(path) as tmp:
+    with atomic_output(path, overwrite) as tmp:
         tmp.write_bytes(buffer.getbuffer())
     return Path(path)
 
@@ -64,7 +64,8 @@ def save_atomic(obj: Any, path: Union[str, os.PathLike]) -> Path:
 def _load_file(path: Union[str, os.PathLike]) -> Any:
     """``torch.load(path, weights_only=True)`` on the CPU, with one sentence for a missing or unreadable file."""
     if not os.path.isfile(path):
-        what = "is a folder, not a file" if os.path.isdir(path) else "does not exist"
+        what = ("is a folder, not a file" if os.path.isdir(path) else
+                "is not a regular file (a device, pipe or socket)" if os.path.exists(path) else "does not exist")
         raise FileNotFoundError(f"checkpoint file {os.fspath(path)!r} {what}; check the path.")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -80,13 +81,14 @@ def save_checkpoint(path: Union[str, os.PathLike], model: nn.Module, model_name:
                     run_config: Optional[Mapping[str, Any]] = None, fused: Optional[bool] = None,
                     class_names: Optional[List[str]] = None, image_size: Optional[int] = None,
                     ema_model: Optional[nn.Module] = None, dtype: Optional[torch.dtype] = None,
-                    num_classes: Optional[int] = None, card: Optional[ModelCard] = None, **extra: Any) -> Path:
+                    num_classes: Optional[int] = None, card: Optional[ModelCard] = None, overwrite: bool = True,
+                    **extra: Any) -> Path:
     """Write ``model`` (and ``ema_model``'s weights) in our checkpoint format, atomically; returns the path.
 
     ``model_name`` is the registry name the model was built from; ``fused`` defaults to "holds no BatchNorm";
     ``dtype`` stores floating-point weights in that type (e.g. ``torch.float16`` for shipped weights);
     ``card`` (:class:`repghost_mini.ModelCard`) is stored under ``"card"``; ``extra`` holds the training state
-    (epoch, optimizer, ...) or notes (source file).
+    (epoch, optimizer, ...) or notes (source file). ``overwrite=False``: refuse to replace an existing file.
     """
     def weights(m: Optional[nn.Module]) -> Optional[Dict[str, torch.Tensor]]:
         if m is None:
@@ -103,7 +105,7 @@ def save_checkpoint(path: Union[str, os.PathLike], model: nn.Module, model_name:
             "config": dict(run_config) if run_config is not None else None, "class_names": class_names,
             "image_size": image_size, "state_dict": weights(model), "state_dict_ema": weights(ema_model),
             "card": card.to_dict() if card is not None else None, **extra}
-    return save_atomic(ckpt, path)
+    return save_atomic(ckpt, path, overwrite)
 
 
 @dataclass
@@ -165,7 +167,13 @@ class Checkpoint:
     def build_model(self, use_ema: Optional[bool] = None) -> nn.Module:
         """The stored network rebuilt (training or fused form, as saved) with its weights, eval mode, CPU, float32;
         ``model.weights`` says which weights it holds (``"ema"`` / ``"raw"``; ``use_ema`` as in :meth:`state_dict`)."""
-        model = build_model(self.model_name, self.num_classes, **self.model_options)
+        try:
+            model = build_model(self.model_name, self.num_classes, **self.model_options)
+        except UserError:
+            raise
+        except (TypeError, ValueError, KeyError) as err:  # settings of the wrong type or range in the file
+            raise UserError(f"{str(self.path)!r} is damaged or was edited: its model settings do not build "
+                            f"{self.model_name} ({type(err).__name__}: {str(err)[:120]}); write it again.") from None
         if self.fused:
             model = fuse_model(model.eval())
         _strict_load(model, {k: v.float() if v.is_floating_point() else v
@@ -201,16 +209,51 @@ def read_checkpoint(path: Union[str, os.PathLike]) -> Checkpoint:
     if path.is_dir():
         path = path / "checkpoint.pth"
     ckpt = _load_file(path)
-    run = ckpt.get("config") if isinstance(ckpt, Mapping) else None
+    run = ckpt.get("config") if isinstance(ckpt, Mapping) and isinstance(ckpt.get("config"), Mapping) else None
     name = ckpt.get("model") if isinstance(ckpt, Mapping) else None
     name = name if isinstance(name, str) else (run or {}).get("model")
     if not isinstance(name, str) or ckpt.get("num_classes") is None or not isinstance(ckpt.get("state_dict"), Mapping):
         raise UserError(f"{str(path)!r} is not a repghost_mini checkpoint (no model name, num_classes and "
                         "state_dict); for the authors' or timm's weights use repghost_mini.load_checkpoint(model, "
                         "path).")
+    problem = _checkpoint_problem(ckpt)
+    if problem:
+        raise UserError(f"{str(path)!r} is damaged or was edited: its {problem}; use the file as train / export "
+                        "wrote it, or write it again.")
     fused = ckpt["fused"] if "fused" in ckpt else not any(k.endswith("running_var") for k in ckpt["state_dict"])
-    return Checkpoint(path, name, _model_options(ckpt), bool(fused), int(ckpt["num_classes"]), run,
-                      ckpt.get("class_names"), ckpt.get("image_size"), dict(ckpt))
+    checkpoint = Checkpoint(path, name, _model_options(ckpt), bool(fused), ckpt["num_classes"], run,
+                            ckpt.get("class_names"), ckpt.get("image_size"), dict(ckpt))
+    if isinstance(ckpt.get("card"), Mapping):
+        card = checkpoint.card  # validated field by field
+        stored = {"num_classes": checkpoint.num_classes, "image_size": checkpoint.image_size}
+        differ = [k for k, v in stored.items() if v is not None and getattr(card, k) != v]
+        if differ:
+            raise UserError(f"{str(path)!r} is damaged or was edited: its card says {differ[0]} "
+                            f"{getattr(card, differ[0])} but the file {stored[differ[0]]}; write it again.")
+    return checkpoint
+
+
+def _checkpoint_problem(ckpt: Mapping[str, Any]) -> Optional[str]:
+    """What is wrong with the fields a checkpoint is rebuilt from (type and range), or ``None``."""
+    def whole(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+    names = ckpt.get("class_names")
+    checks = [
+        (whole(ckpt["num_classes"]), f"num_classes is {ckpt['num_classes']!r}, not a whole number >= 1"),
+        (ckpt.get("image_size") is None or whole(ckpt["image_size"]),
+         f"image_size is {ckpt.get('image_size')!r}, not a whole number >= 1"),
+        (names is None or (isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names)
+                           and len(names) == ckpt["num_classes"]),
+         "class_names is not a list of one name per class"),
+        (isinstance(ckpt.get("fused", False), bool), f"'fused' is {ckpt.get('fused')!r}, not True or False"),
+        (all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in ckpt["state_dict"].items()),
+         "state_dict holds entries that are not named tensors"),
+        (all(ckpt.get(k) is None or isinstance(ckpt[k], Mapping) for k in ("config", "model_config", "card",
+                                                                          "state_dict_ema")),
+         "config, model_config, card or state_dict_ema is not a dict"),
+    ]
+    return next((message for ok, message in checks if not ok), None)
 
 
 def load_reference_model(name: str = "cifar10") -> nn.Module:

@@ -353,6 +353,9 @@ def _npz_split(archive, split: str, name: str) -> InMemoryImages:
                         "arrays must be plain numeric arrays.") from None
     if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3 or min(x.shape[1:3], default=0) < 1:
         raise DataError(f"{name}: x_{split} must be uint8 images of shape (N, H, W, 3), got {x.dtype} {x.shape}.")
+    if x.shape[1] != x.shape[2]:
+        raise DataError(f"{name}: x_{split} holds {x.shape[1]}x{x.shape[2]} images, but the models take square "
+                        "images; crop or resize them to one square size before saving the .npz.")
     if not np.issubdtype(y.dtype, np.integer) or y.shape != (x.shape[0],):
         raise DataError(f"{name}: y_{split} must be {x.shape[0]} integer labels, got {y.dtype} {y.shape}.")
     images = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
@@ -498,12 +501,13 @@ def _synthetic(size: int, image_size: int = 32, num_classes: int = 10, seed: int
 # ----------------------------------------------------------------------------------------------------------------
 def load_dataset(name: str, path: Optional[Union[str, os.PathLike]] = None, download: bool = True,
                  train_per_class: Optional[int] = None, test_per_class: Optional[int] = None,
-                 synthetic_size: int = 512) -> DataBundle:
+                 synthetic_size: int = 512, image_size: Optional[int] = None) -> DataBundle:
     """Find (or download) dataset ``name``, validate it and return a :class:`DataBundle`.
 
     ``name`` is one of :data:`DATASET_NAMES`. ``path`` is a folder to search (only that folder) or, for the
     CIFAR family and ``"npz"``, an .npz file. ``train_per_class`` / ``test_per_class`` keep only the first images
-    of every class (fast runs). Raises ``FileNotFoundError`` listing every path looked at when nothing is found,
+    of every class (fast runs). ``image_size``: the side image folders are resized to (e.g. the size a model's
+    card records; default: decided from the first image); data sets of one fixed size ignore it. Raises ``FileNotFoundError`` listing every path looked at when nothing is found,
     :class:`DataError` when the data found cannot be used.
     """
     key = str(name).lower().replace("_", "-")
@@ -539,7 +543,7 @@ def load_dataset(name: str, path: Optional[Union[str, os.PathLike]] = None, down
         tried = [r / "imagenet-subset" for r in roots] + ([roots[0]] if path is not None else [])
     found = next((t for t in tried if (t / "train").is_dir() and (t / "val").is_dir()), None)
     if found is not None:
-        return _image_folder(key, found, limits)
+        return _image_folder(key, found, limits, size=image_size)
     if key == "imagenet-subset" and (download or _first_existing([r / "imagenette2-160" for r in roots])):
         return _imagenette(roots, download, limits, size=64, instead_of=tried)
     wanted = "imagenet-subset/train/<class>/ and val/<class>/" if key == "imagenet-subset" else "train/ and val/"
@@ -659,7 +663,7 @@ def _image_folder(key: str, root: Path, limits, size: Optional[int] = None,
     resize = key == "imagenette" or size > 64
     norm = NORMALIZATION["imagenet"]
     train.transform = train_transforms(size, norm[0], norm[1], resize=resize)
-    test.transform = eval_transforms(size, norm[0], norm[1], resize=resize)
+    test.transform = eval_transforms(size, norm[0], norm[1])
     table = dict(names or {})
     classes_tsv = root / "classes.tsv"
     if classes_tsv.is_file():  # wnid -> readable name (Tiny-ImageNet-100 ships one)
@@ -673,31 +677,35 @@ def _image_folder(key: str, root: Path, limits, size: Optional[int] = None,
 # ----------------------------------------------------------------------------------------------------------------
 def train_transforms(image_size: int, mean: Sequence[float], std: Sequence[float], random_erasing: float = 0.2,
                      resize: Optional[bool] = None):
-    """Per-image ``transforms.v2`` pipeline: crop + flip + normalize + random erasing. The crop pads by 1/8 for
-    images already at ``image_size`` (<= 64 px), and is a random-resized crop for larger images (``resize``,
-    default: ``image_size > 64``)."""
+    """Per-image ``transforms.v2`` pipeline: crop + flip + normalize + random erasing. The crop is a random-resized
+    crop for larger images (``resize``, default: ``image_size > 64``); for small images (<= 64 px) it pads by 1/8
+    after fitting the image to ``image_size`` (shorter side resized, centre crop: nothing changes for an image
+    already at that size, and a folder of smaller, larger or non-square images still loads)."""
     from torchvision.transforms import v2
 
     resize = image_size > 64 if resize is None else resize
-    crop = (v2.RandomResizedCrop(image_size, scale=(0.35, 1.0), antialias=True) if resize
-            else v2.RandomCrop(image_size, padding=image_size // 8))
-    steps = [v2.ToImage(), v2.RGB(), crop, v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, scale=True),
+    crop = ([v2.RandomResizedCrop(image_size, scale=(0.35, 1.0), antialias=True)] if resize
+            else [*_fit(image_size), v2.RandomCrop(image_size, padding=image_size // 8)])
+    steps = [v2.ToImage(), v2.RGB(), *crop, v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, scale=True),
              v2.Normalize(list(mean), list(std))]
     if random_erasing > 0:
         steps.append(v2.RandomErasing(p=random_erasing))
     return v2.Compose(steps)
 
 
-def eval_transforms(image_size: int, mean: Sequence[float], std: Sequence[float], resize: Optional[bool] = None):
-    """Per-image evaluation pipeline: resize + centre crop (for larger images, ``resize``), normalize."""
+def eval_transforms(image_size: int, mean: Sequence[float], std: Sequence[float]):
+    """Per-image evaluation pipeline: the shorter side resized to ``image_size`` and centre-cropped (an image
+    already at that size is left as it is), normalized."""
     from torchvision.transforms import v2
 
-    resize = image_size > 64 if resize is None else resize
-    steps = [v2.ToImage(), v2.RGB()]
-    if resize:
-        steps += [v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size)]
-    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
-    return v2.Compose(steps)
+    return v2.Compose([v2.ToImage(), v2.RGB(), *_fit(image_size), v2.ToDtype(torch.float32, scale=True),
+                       v2.Normalize(list(mean), list(std))])
+
+
+def _fit(image_size: int) -> list:
+    from torchvision.transforms import v2
+
+    return [v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size)]
 
 
 class BatchAugment:
@@ -847,7 +855,7 @@ def _resize(bundle: DataBundle) -> bool:
 
 
 def _eval_transform(bundle: DataBundle):
-    return eval_transforms(bundle.image_size, bundle.mean, bundle.std, _resize(bundle))
+    return eval_transforms(bundle.image_size, bundle.mean, bundle.std)
 
 
 def _folder_loader(ds: Dataset, batch_size: int, sampler: DistributedSampler, workers: Optional[int], seed: int,

@@ -6,6 +6,7 @@ from typing import Any, Dict, List, Optional, Union
 import torch
 from torch import Tensor, nn
 
+from ..errors import require_finite
 from .registry import fuse_model
 
 __all__ = ["evaluate", "evaluate_reparameterized"]
@@ -31,6 +32,7 @@ def _run_eval(models: Dict[str, nn.Module], loader, device: torch.device, amp: b
         for name, m in models.items():
             with torch.autocast(device.type, enabled=amp):
                 out = m(x).float()
+            require_finite(out, f"the output of {name!r}" if len(models) > 1 else "the model's output")
             outs[name] = out
             k = min(5, out.shape[1])
             top = out.topk(k, 1).indices

@@ -27,9 +27,12 @@ import copy
 import csv
 import dataclasses
 import json
+import math
+import numbers
 import os
 import random
 import time
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -159,7 +162,16 @@ class TrainConfig(RunOptions, ScheduleOptions, OptimOptions, DataOptions, ModelO
 
     def check(self) -> None:
         """Raise :class:`repghost_mini.errors.UserError` (a ``ValueError``) with one sentence for a setting that
-        cannot work."""
+        cannot work: a value of the wrong type (``epochs='2'``, ``batch_size=2.5``), a number that is not finite,
+        or one out of its range -- before any work starts."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            problem = _type_problem(value, _FIELD_TYPES[f.name])
+            if problem:
+                raise UserError(f"{f.name} must be {problem}, got {value!r}.")
+            if isinstance(value, (str, os.PathLike)) and not _utf8(os.fspath(value)):
+                raise UserError(f"{f.name} {os.fspath(value)!r} is not valid UTF-8 (the ONNX and MNN writers cannot "
+                                "open such a path); rename it with UTF-8 characters.")
         problems = [
             (self.epochs is None and self.time_budget is None,
              "give epochs, time_budget (seconds) or both; with neither the run would never stop."),
@@ -178,10 +190,58 @@ class TrainConfig(RunOptions, ScheduleOptions, OptimOptions, DataOptions, ModelO
             (not 0 <= self.label_smoothing < 1 or not 0 <= self.random_erasing <= 1 or not 0 <= self.dropout < 1,
              "label_smoothing and dropout must be in [0, 1) and random_erasing in [0, 1]."),
             (not 0 < self.holdout <= 0.5, f"holdout is a share of the training split in (0, 0.5], got {self.holdout}."),
+            (not 0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}."),
+            (self.weight_decay < 0, f"weight_decay must be >= 0, got {self.weight_decay}."),
+            (self.workers is not None and self.workers < 0,
+             f"workers must be a number of data-loading processes >= 0, got {self.workers}."),
+            (self.threads is not None and self.threads < 1, f"threads must be >= 1, got {self.threads}."),
+            (not 0 <= self.seed < 2 ** 63, f"seed must be a whole number in [0, 2**63), got {self.seed}."),
+            (any(n is not None and n < 1 for n in (self.train_per_class, self.test_per_class)),
+             "train_per_class and test_per_class must be >= 1 image per class (or None for all)."),
         ]
         for failed, message in problems:
             if failed:
                 raise UserError(message)
+
+
+def _utf8(text: Any) -> bool:
+    try:
+        str(text).encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _type_problem(value: Any, hint: Any) -> Optional[str]:
+    """``None`` when ``value`` fits the type hint of a TrainConfig field, else what the field must be (the
+    numbers must also be finite): ``int`` takes whole numbers (not ``True``), ``float`` any finite real number."""
+    if typing.get_origin(hint) is Union:
+        options = [h for h in typing.get_args(hint) if h is not type(None)]
+        if value is None and len(options) < len(typing.get_args(hint)):
+            return None
+        problems = [_type_problem(value, h) for h in options]
+        return None if None in problems else " or ".join(p for p in problems if p) + (
+            " (or None)" if len(options) < len(typing.get_args(hint)) else "")
+    if hint is bool:
+        return None if isinstance(value, bool) else "True or False"
+    if hint is int:
+        return None if isinstance(value, int) and not isinstance(value, bool) else "a whole number"
+    if hint is float:
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+        return None if ok else "a finite number"
+    if hint is str:
+        return None if isinstance(value, (str, os.PathLike)) else "a string"
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        ok = isinstance(value, (tuple, list)) and all(isinstance(v, str) for v in value)
+        return None if ok else "a sequence of names"
+    if origin is dict:
+        return None if isinstance(value, dict) else "a dict"
+    return None
+
+
+#: The type of every TrainConfig field (resolved from its annotations), for :meth:`TrainConfig.check`.
+_FIELD_TYPES: Dict[str, Any] = typing.get_type_hints(TrainConfig)
 
 
 @dataclass
@@ -527,6 +587,7 @@ def _train(cfg: TrainConfig, bundle: DataBundle, network: Optional[Network], ran
     run.bar = tqdm(total=total, desc="training", disable=not (cfg.progress and run.is_main), dynamic_ncols=True)
     while run.epoch < last_epoch and not run.stop and not run.budget_spent():
         row = _train_one_epoch(run)
+        _check_diverged(run, row)
         if run.is_main and cfg.eval_every and (run.epoch % cfg.eval_every == 0 or run.stop
                                                or run.epoch == last_epoch):
             _evaluate_epoch(run, row)
@@ -559,7 +620,12 @@ def _setup(cfg: TrainConfig, bundle: DataBundle, network: Optional[Network], ran
 
     holdout_loader = None
     if cfg.ema_decay is not None:  # the EMA / raw choice is made on images the run never trains on
-        bundle, held_out = holdout_split(bundle, cfg.holdout, cfg.seed)
+        try:
+            bundle, held_out = holdout_split(bundle, cfg.holdout, cfg.seed)
+        except ValueError as err:
+            raise UserError(f"{err} The run keeps an EMA and holds out part of the training split to choose between "
+                            "the EMA and the raw weights: give it more images per class, or train without an EMA "
+                            "(--no-ema, ema_decay=None).") from None
         holdout_loader = eval_loader(bundle, held_out, max(cfg.batch_size, 256), cfg.workers)
     train_loader, test_loader = make_loaders(bundle, cfg.batch_size, cfg.augment, cfg.random_erasing, cfg.workers,
                                              cfg.seed, rank, world)
@@ -742,10 +808,31 @@ def _train_one_epoch(run: _Run) -> Dict[str, Any]:
             "elapsed": run.elapsed, "test_loss": None, "test_top1": None, "test_top5": None, "ema_top1": None}
 
 
+def _check_diverged(run: _Run, row: Dict[str, Any]) -> None:
+    """Stop the run the epoch its loss or weights stop being finite, before anything is saved from them."""
+    weights = [t for t in (*run.model.parameters(), *run.model.buffers()) if t.is_floating_point()]
+    if not math.isfinite(row["train_loss"]):
+        _diverged(run, f"the training loss became {row['train_loss']}")
+    if not all(bool(t.isfinite().all()) for t in weights):
+        _diverged(run, "the weights became NaN or inf")
+
+
+def _diverged(run: _Run, what: str) -> None:
+    """One sentence naming the epoch and the likely cause; the checkpoint of the last finite epoch (if any) stays."""
+    kept = (f"; {run.run_dir / CHECKPOINT_NAME} still holds epoch {run.epoch - 1}"
+            if run.cfg.checkpoint and (run.run_dir / CHECKPOINT_NAME).is_file() else "; nothing was saved")
+    raise UserError(f"training diverged in epoch {run.epoch}: {what}; the learning rate (lr={run.cfg.lr:g}) is "
+                    f"most likely too high for batch size {run.cfg.batch_size}: train again with a lower lr (e.g. "
+                    f"{run.cfg.lr / 10:g}){kept}.")
+
+
 def _evaluate_epoch(run: _Run, row: Dict[str, Any]) -> None:
     """Test loss / top-1 / top-5 of the raw weights and top-1 of the EMA weights, into ``row``."""
     models = {"model": run.model} if run.ema is None else {"model": run.model, "ema": run.ema.module}
-    res = _run_eval(models, run.test_loader, run.device, run.use_amp, run.channels_last)
+    try:
+        res = _run_eval(models, run.test_loader, run.device, run.use_amp, run.channels_last)
+    except UserError:  # finite weights can still overflow in evaluation (huge BatchNorm statistics)
+        _diverged(run, "its outputs on the test images became NaN or inf")
     row.update(test_loss=res["model"]["loss"], test_top1=res["model"]["top1"], test_top5=res["model"]["top5"])
     if run.ema is not None:
         row["ema_top1"] = res["ema"]["top1"]
