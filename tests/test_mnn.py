@@ -1,6 +1,7 @@
 """MNN, the paper's runtime (repghost_mini.deploy.mnn): conversion, equality to PyTorch, the paper's protocol, bench,
 and the no-network rule. Tests that need MNN skip without the mobile extra (pip install -e '.[mobile]')."""
 import ast
+import os
 import socket
 import subprocess
 import sys
@@ -68,6 +69,22 @@ def test_onnx_file_in_and_bad_files_out(needs_mnn, tmp_path):
         rm.mnn_module(tmp_path / "missing.mnn")
     with pytest.raises(ValueError, match="4-d|N, C, H, W"):
         rm.run_mnn(path, np.zeros((3, 32, 32), np.float32))
+
+
+def test_a_one_thread_module_runs_on_one_thread(needs_mnn, tmp_path):
+    """pymnn's load_module_from_file ignores thread_num; mnn_module must not (a "one-thread" latency that used both
+    cores made one model's MNN latency move by 55% between two notebooks of one run)."""
+    path = rm.export_mnn(small_fused_model(), tmp_path / "model.mnn", (1, 3, 32, 32))
+    x = torch.randn(1, 3, 32, 32)
+
+    def started(threads: int) -> int:
+        before = len(os.listdir("/proc/self/task"))
+        module = rm.mnn_module(path, threads=threads)
+        rm.run_mnn(module, x)
+        return len(os.listdir("/proc/self/task")) - before
+
+    assert started(1) == 0
+    assert started(2) >= 1  # the count is seen: a pool of two threads starts one
 
 
 def test_mnn_latency_follows_the_papers_protocol(needs_mnn, tmp_path):

@@ -137,8 +137,14 @@ def export_mnn(model_or_onnx_path: Union[nn.Module, PathLike], path: PathLike,
 
 def mnn_module(path: PathLike, threads: int = 1):
     """Load a ``.mnn`` file as an MNN ``Module`` on the CPU with ``threads`` threads (1: the paper's setting),
-    float32 (MNN's normal precision; fp16 only with its low precision mode, which this does not ask for)."""
-    mnn_nn, expr, _ = _require_mnn()
+    float32 (MNN's normal precision; fp16 only with its low precision mode, which this does not ask for).
+
+    The thread count goes through a runtime manager: pymnn 3.6.1's ``load_module_from_file`` ignores its own
+    ``thread_num`` argument and runs MNN's default thread pool, so a "one-thread" latency used both cores of this
+    machine and moved with what the other core was doing (measured: 1.7-2.0 s of CPU per second of wall time,
+    RepGhostNet-1.0x 4.5 ms on a quiet machine, 7.5 ms beside a busy core). ``tests/test_mnn.py`` checks that a
+    one-thread module uses one core."""
+    mnn_nn, _, _ = _require_mnn()
     if not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive integer, got {threads!r}.")
     path = os.fspath(path)
@@ -146,8 +152,9 @@ def mnn_module(path: PathLike, threads: int = 1):
         raise FileNotFoundError(f"MNN file {path!r} does not exist; write it first with export_mnn(model, path).")
     try:
         with _native_output([]):
-            module = mnn_nn.load_module_from_file(path, [], [], thread_num=threads,
-                                                  precision_mode=expr.PrecisionMode.Normal)
+            runtime = mnn_nn.create_runtime_manager(({"backend": "CPU", "numThread": threads,
+                                                      "precision": "normal"},))
+            module = mnn_nn.load_module_from_file(path, [], [], runtime_manager=runtime)
     except (SystemError, RuntimeError):  # MNN's binding reports an unreadable file as a SystemError
         module = None
     if module is None:
