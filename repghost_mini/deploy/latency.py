@@ -6,6 +6,7 @@ run (see :func:`compare_latency`, which interleaves the models), never against n
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import statistics
@@ -25,6 +26,7 @@ from ..training.registry import available_models, build_named_model, model_entry
 
 __all__ = ["measure_latency", "compare_latency", "compare_onnxruntime_latency", "RUNTIMES", "optimize_for_cpu",
            "benchmark_models", "table5_latency", "run_runtime_file", "add_output_differences", "paired_ratios",
+           "latency_records",
            "latency_table", "plot_latency"]
 
 
@@ -123,7 +125,7 @@ def benchmark_models(names: Union[Sequence[str], Mapping[str, nn.Module]], batch
     float32, one ``forward`` with the output read back; the paper's own mean-of-100 protocol is
     :func:`repghost_mini.deploy.mnn_latency`) and ``"executorch"`` / ``"executorch-int8"`` (one ``.pte`` per batch
     size, ``method.execute``). Returns one row per model and setting with keys ``model, runtime, batch, threads,
-    median_ms, min_ms, rounds, samples_ms`` (one median per round), ``file`` (the file the runtime ran, ``None`` for
+    image_size, median_ms, min_ms, rounds, samples_ms`` (one median per round), ``file`` (the file the runtime ran, ``None`` for
     eager PyTorch; kept only when ``workdir`` is given) and ``file_mb``, and, when ``baseline`` names one of
     ``names``, ``ratio``: the median over rounds of latency / baseline latency *in the same round and runtime*.
     """
@@ -163,7 +165,7 @@ def benchmark_models(names: Union[Sequence[str], Mapping[str, nn.Module]], batch
                     for n in names:
                         s = samples[runtime, n]
                         path = batch_files[runtime].get(n)
-                        row = dict(model=n, runtime=runtime, batch=batch, threads=nthreads,
+                        row = dict(model=n, runtime=runtime, batch=batch, threads=nthreads, image_size=image_size,
                                    median_ms=statistics.median(s), min_ms=min(s), rounds=rounds, samples_ms=list(s),
                                    file=path if workdir else None,
                                    file_mb=os.path.getsize(path) / 2**20 if path else None)
@@ -174,17 +176,20 @@ def benchmark_models(names: Union[Sequence[str], Mapping[str, nn.Module]], batch
 
 
 def table5_latency(runtimes: Sequence[str] = ("mnn", "onnxruntime"), rounds: int = 5, image_size: int = 224,
-                   min_run_time: float = 0.2, threads: int = 1, seed: int = 0) -> List[Dict]:
+                   min_run_time: float = 0.2, threads: int = 1, seed: int = 0,
+                   workdir: Optional[str] = None) -> List[Dict]:
     """Table 5's latency column on this machine: its four networks (random weights, RepGhost-Res50 fused:
     :func:`repghost_mini.core.table5_inference_models`) at batch 1 on ``threads`` thread(s), every (runtime,
     model) pair in the same ``rounds`` interleaved rounds (:func:`benchmark_models`). One row per runtime and
     model, ``model`` being Table 5's row name; rank two rows with :func:`repghost_mini.compare` on their
-    ``samples_ms``. The paper's column is MNN on one thread of an ARM phone (:func:`repghost_mini.paper.table5`)."""
+    ``samples_ms``; ``workdir`` keeps the files (rows' ``file``), e.g. to profile them per operator
+    (:func:`repghost_mini.deploy.mnn_operator_times`). The paper's column is MNN on one thread of an ARM phone
+    (:func:`repghost_mini.paper.table5`)."""
     from ..core.resnet import table5_inference_models
 
     _require_extras(runtimes)  # before building four ResNet-50s: one sentence when the mobile extra is missing
     return benchmark_models(table5_inference_models(seed), threads=(threads,), runtimes=runtimes, rounds=rounds,
-                            image_size=image_size, min_run_time=min_run_time)
+                            image_size=image_size, min_run_time=min_run_time, workdir=workdir)
 
 
 def _timer(runtime: str, model: nn.Module, prepared, x: torch.Tensor):
@@ -333,6 +338,25 @@ def add_output_differences(rows: Sequence[Dict], images: torch.Tensor) -> Sequen
         require_finite(got, f"the output of {row['file']} ({row['runtime']})")
         row["max_abs_diff_vs_torch"] = (got - reference[row["model"]]).abs().max().item()
     return rows
+
+
+def latency_records(rows: Sequence[Mapping]) -> List[str]:
+    """One ``LATENCY {json}`` line per row of :func:`benchmark_models`: runtime, model, batch, threads, image size,
+    the mean over rounds and its 95% t interval (``null`` with one round). Notebooks print them, so that every
+    latency measured in one run can be found again and two measurements of the same thing compared
+    (:func:`repghost_mini.teaching.latency_disagreements`)."""
+    from ..measure.ranking import t_quantile
+
+    lines = []
+    for row in rows:
+        s = list(row["samples_ms"])
+        mean = statistics.fmean(s)
+        half = (t_quantile(0.975, len(s) - 1) * statistics.stdev(s) / len(s) ** 0.5) if len(s) > 1 else None
+        record = {key: row[key] for key in ("runtime", "model", "batch", "threads", "image_size")}
+        record.update(mean_ms=round(mean, 3), low_ms=None if half is None else round(mean - half, 3),
+                      high_ms=None if half is None else round(mean + half, 3), rounds=len(s))
+        lines.append("LATENCY " + json.dumps(record))
+    return lines
 
 
 def paired_ratios(rows: Sequence[Mapping], model: str, reference: str) -> Dict[tuple, float]:

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from ..training.data import DataBundle, InMemoryImages, eval_transforms
-from ..errors import UserError, require_finite
+from ..errors import require_finite
 from ..files import atomic_output
 from ..training.card import CARD_KEY
 from .export import _load, export_onnx, onnx_session, read_onnx_card, run_onnx

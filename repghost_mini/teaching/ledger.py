@@ -2,12 +2,12 @@
 
 A reproduction report (the ML Reproducibility Challenge's) lists the paper's claims one by one, each with the
 measured value and whether it held. Here every claim is a :class:`repghost_mini.paper.Claim` (its words are the
-paper's quotes), each notebook prints its measurement of a claim with :func:`result` --
+paper's quotes), and each notebook prints its measurement of a claim with :func:`result`, for example::
 
-    RESULT nb04 fused RepGhostNet-1.0x / GhostNet-1.0x latency, MNN: 0.78 (95% CI 0.74 to 0.82) [claim table3.latency: same direction]
+    RESULT nb04 mnn latency RepGhostNet 1.0x / GhostNet 1.0x: 0.78 (95% CI 0.74 to 0.82) [claim table3.latency: same direction]
 
--- and :func:`ledger_page` reads the committed notebooks and writes one page: claim, the paper's words, ours,
-status. A status is one of :data:`STATUSES`:
+:func:`ledger_page` reads the committed notebooks and writes one page: claim, the paper's words, ours, status.
+A status is one of :data:`STATUSES`:
 
 * ``reproduced``: our number agrees with the paper's (equal outputs, equal counts, the paper's value inside our
   interval);

@@ -19,7 +19,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 from ..errors import UserError
 
 __all__ = ["run_stamp", "notebook_time", "cpu_description", "execute_notebooks", "committed_stamps",
-           "RUN_ID_VARIABLE"]
+           "latency_disagreements", "RUN_ID_VARIABLE"]
 
 #: Environment variable through which :func:`execute_notebooks` hands its run id to every notebook's kernel.
 RUN_ID_VARIABLE = "REPGHOST_MINI_RUN_ID"
@@ -84,6 +84,33 @@ def committed_stamps(paths: Sequence[Union[str, os.PathLike]]) -> Dict[str, Dict
         found[path.name] = {key: next((line for line in text if line.startswith(prefix)), "")
                             for key, prefix in (("stamp", "RUN STAMP "), ("time", "NOTEBOOK TIME "))}
     return found
+
+
+def latency_disagreements(paths: Sequence[Union[str, os.PathLike]]) -> List[str]:
+    """Two measurements of the same latency in one run must agree: every pair of ``LATENCY`` records
+    (:func:`repghost_mini.deploy.latency_records`) in the committed outputs of the notebooks at ``paths`` with the
+    same runtime, model, batch, threads and image size whose 95% intervals do not overlap, as one sentence each
+    (an empty list: the run agrees with itself)."""
+    import json
+
+    records: Dict[tuple, List[tuple]] = {}
+    for path in map(Path, paths):
+        for cell in json.loads(path.read_text(encoding="utf-8")).get("cells", []):
+            for output in cell.get("outputs", []):
+                for line in "".join(output.get("text", "")).splitlines():
+                    if line.startswith("LATENCY {"):
+                        r = json.loads(line[len("LATENCY "):])
+                        key = tuple(r[k] for k in ("runtime", "model", "batch", "threads", "image_size"))
+                        records.setdefault(key, []).append((path.name, r))
+    problems = []
+    for key, seen in records.items():
+        for i, (name_a, a) in enumerate(seen):
+            for name_b, b in seen[i + 1:]:
+                if None not in (a["low_ms"], b["low_ms"]) and (a["high_ms"] < b["low_ms"] or b["high_ms"] < a["low_ms"]):
+                    problems.append(f"{key[1]} in {key[0]} (batch {key[2]}, {key[3]} thread(s), {key[4]} px): "
+                                    f"{a['mean_ms']} ms [{a['low_ms']}, {a['high_ms']}] in {name_a} but "
+                                    f"{b['mean_ms']} ms [{b['low_ms']}, {b['high_ms']}] in {name_b}")
+    return problems
 
 
 def notebook_time() -> str:
