@@ -17,6 +17,11 @@
    docstrings themselves are not edited.
 4. ``autodoc-skip-member``: each object is documented once; a group page (api/core, ...) leaves out the names
    the top-level page (``repghost_mini.__all__``) documents.
+5. The page "Time it on your device" (``docs/device_lab/``): ``config-inited`` adds the folder its files are built
+   into (``device_lab/_site``, gitignored) to ``html_extra_path``; ``builder-inited`` (HTML builders) runs
+   ``device_lab/build_assets.py`` (onnxruntime-web's WASM files from ``node_modules``, the ONNX models, images and
+   manifest, re-exported only when their sources changed). Without ``npm ci --prefix docs/device_lab`` the build
+   stops with one sentence saying so. A docs folder without ``device_lab/`` builds as before.
 """
 from __future__ import annotations
 
@@ -28,7 +33,8 @@ PAPER = "https://arxiv.org/abs/2211.06088"
 AUTHORS_CODE = "https://github.com/ChengpengChen/RepGhost"
 GENERATED = "_generated"
 #: repository files the site renders, relative to the repository root (globs)
-SOURCES = ("README.md", "data/README.md", "notebooks/*.ipynb", "benchmarks/results/**/*.md", "docs/*.png")
+SOURCES = ("README.md", "data/README.md", "notebooks/*.ipynb", "benchmarks/results/**/*.md", "docs/*.png",
+           "docs/ledger.md")
 NOTEBOOK_DOCS = GENERATED + "/notebooks/"
 
 
@@ -247,8 +253,47 @@ def on_docstring(app, what, name, obj, options, lines: list[str]) -> None:
     lines[:] = relayout_simple_tables(latex_to_rest(lines))
 
 
+# --- 5. the device page -------------------------------------------------------------------------------------------
+DEVICE_LAB = "device_lab"
+DEVICE_LAB_SITE = DEVICE_LAB + "/_site"   # relative to docs/: what build_assets.py writes, copied into the site
+
+
+def _device_lab_script(srcdir) -> Path:
+    return Path(srcdir) / DEVICE_LAB / "build_assets.py"
+
+
+def add_device_lab_extra_path(app, config) -> None:
+    """Copy the device page's built files into the site (before Sphinx checks that html_extra_path exists)."""
+    if _device_lab_script(app.srcdir).is_file():
+        (Path(app.srcdir) / DEVICE_LAB_SITE).mkdir(parents=True, exist_ok=True)
+        if DEVICE_LAB_SITE not in config.html_extra_path:
+            config.html_extra_path = list(config.html_extra_path) + [DEVICE_LAB_SITE]
+
+
+def build_device_lab(app) -> None:
+    """Run device_lab/build_assets.py for an HTML build; a problem stops the build with its one sentence (a
+    SystemExit: Sphinx would wrap an ExtensionError in a traceback and ask to report a bug in Sphinx)."""
+    script = _device_lab_script(app.srcdir)
+    if app.builder.format != "html" or not script.is_file():
+        return
+    import importlib.util
+
+    from sphinx.util import logging
+
+    spec = importlib.util.spec_from_file_location("repghost_device_lab_assets", script)
+    assets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(assets)
+    log = logging.getLogger(__name__)
+    try:
+        assets.build(Path(app.srcdir) / DEVICE_LAB_SITE, log=log.info)
+    except assets.AssetError as err:
+        raise SystemExit(f"docs build stopped: {err}") from None
+
+
 def setup(app):
     app.connect("config-inited", sync_sources)
+    app.connect("config-inited", add_device_lab_extra_path)
+    app.connect("builder-inited", build_device_lab)
     app.connect("source-read", on_source_read)
     app.connect("autodoc-process-docstring", on_docstring)
     app.connect("autodoc-skip-member", skip_top_level_on_group_pages)
