@@ -31,9 +31,9 @@ exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints",
                     # the device page's npm packages and built files (_ext/repghost_book.py adds the latter to
                     # html_extra_path): not pages
                     "device_lab/node_modules", "device_lab/_site",
-                    # the ledger is read as _generated/docs/ledger (copied like README), so that the notebooks' and
-                    # README's links to docs/ledger.md resolve on the site as in the repository
-                    "ledger.md"]
+                    # the ledger and the guide are read as _generated/docs/... (copied like README), so that the
+                    # links to them (README, notebooks) and from them resolve on the site as in the repository
+                    "ledger.md", "guide.md"]
 
 # --- MyST / notebooks --------------------------------------------------------------------------------------------
 nb_execution_mode = "off"                     # render the committed outputs; the docs build never runs a notebook

@@ -34,7 +34,7 @@ AUTHORS_CODE = "https://github.com/ChengpengChen/RepGhost"
 GENERATED = "_generated"
 #: repository files the site renders, relative to the repository root (globs)
 SOURCES = ("README.md", "data/README.md", "notebooks/*.ipynb", "benchmarks/results/**/*.md", "docs/*.png",
-           "docs/ledger.md")
+           "docs/ledger.md", "docs/guide.md")
 NOTEBOOK_DOCS = GENERATED + "/notebooks/"
 
 
