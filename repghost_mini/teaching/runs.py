@@ -94,7 +94,7 @@ ABSOLUTE_TOLERANCE = 0.15
 
 
 def latency_disagreements(paths: Sequence[Union[str, os.PathLike]]) -> List[str]:
-    """Two measurements of the same latency in one run must agree. Reads the ``LATENCY`` records
+    r"""Two measurements of the same latency in one run must agree. Reads the ``LATENCY`` records
     (:func:`repghost_mini.deploy.latency_records`) in the committed outputs of the notebooks at ``paths``; a group is
     the records one cell printed (measured in the same interleaved rounds). Returns one sentence per disagreement
     (an empty list: the run agrees with itself):
