@@ -22,14 +22,13 @@ supports.
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Sequence
 
 from ..errors import UserError
 from ..paper import CLAIMS, QUOTES
-from .runs import committed_stamps
+from .runs import committed_stamps, printed_lines
 
 __all__ = ["STATUSES", "Result", "result", "status_of", "read_results", "ledger_page", "ledger_counts"]
 
@@ -77,15 +76,8 @@ def status_of(verdict: str, paper: str) -> str:
 
 def read_results(paths: Sequence[Path]) -> List[Result]:
     """Every claim-naming ``RESULT`` line in the committed outputs of the notebooks at ``paths``."""
-    found = []
-    for path in paths:
-        cells = json.loads(Path(path).read_text(encoding="utf-8")).get("cells", [])
-        for cell in cells:
-            for output in cell.get("outputs", []):
-                for line in "".join(output.get("text", "")).splitlines():
-                    match = _LINE.match(line.strip())
-                    if match:
-                        found.append(Result(**match.groupdict()))
+    found = [Result(**match.groupdict()) for path in paths for _, line in printed_lines(path)
+             if (match := _LINE.match(line.strip()))]
     unknown = sorted({r.claim for r in found} - set(CLAIMS))
     if unknown:
         raise UserError(f"the notebooks name claims that repghost_mini.paper.CLAIMS does not have: {unknown}.")

@@ -14,12 +14,12 @@ import secrets
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ..errors import UserError
 
 __all__ = ["run_stamp", "notebook_time", "cpu_description", "execute_notebooks", "committed_stamps",
-           "latency_disagreements", "ABSOLUTE_TOLERANCE", "RUN_ID_VARIABLE"]
+           "latency_disagreements", "printed_lines", "ABSOLUTE_TOLERANCE", "RUN_ID_VARIABLE"]
 
 #: Environment variable through which :func:`execute_notebooks` hands its run id to every notebook's kernel.
 RUN_ID_VARIABLE = "REPGHOST_MINI_RUN_ID"
@@ -71,16 +71,24 @@ def run_stamp() -> str:
             f"threads={torch.get_num_threads()} | {_versions()} | {now:%Y-%m-%d %H:%M} UTC")
 
 
+def printed_lines(path: Union[str, os.PathLike]) -> Iterator[Tuple[int, str]]:
+    """``(cell index, line)`` for every line a committed notebook's cells printed (stream outputs), in order: what
+    the run stamp, the ledger and the latency agreement read."""
+    import json
+
+    for index, cell in enumerate(json.loads(Path(path).read_text(encoding="utf-8")).get("cells", [])):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                for line in "".join(output.get("text", "")).splitlines():
+                    yield index, line
+
+
 def committed_stamps(paths: Sequence[Union[str, os.PathLike]]) -> Dict[str, Dict[str, str]]:
     """``{notebook name: {"stamp": ..., "time": ...}}``: the RUN STAMP and NOTEBOOK TIME lines of committed
     notebooks (empty strings where a notebook has none)."""
-    import json
-
     found = {}
     for path in map(Path, paths):
-        lines = ["".join(o.get("text", "")) for cell in json.loads(path.read_text()).get("cells", [])
-                 for o in cell.get("outputs", []) if o.get("output_type") == "stream"]
-        text = "\n".join(lines).splitlines()
+        text = [line for _, line in printed_lines(path)]
         found[path.name] = {key: next((line for line in text if line.startswith(prefix)), "")
                             for key, prefix in (("stamp", "RUN STAMP "), ("time", "NOTEBOOK TIME "))}
     return found
@@ -108,17 +116,14 @@ def latency_disagreements(paths: Sequence[Union[str, os.PathLike]]) -> List[str]
     import json
     import math
 
-    groups: List[tuple] = []  # (where, {key: record})
+    cells: Dict[str, Dict[tuple, dict]] = {}  # where -> {key: record}, one group per cell
     for path in map(Path, paths):
-        for index, cell in enumerate(json.loads(path.read_text(encoding="utf-8")).get("cells", [])):
-            found = {}
-            for output in cell.get("outputs", []):
-                for line in "".join(output.get("text", "")).splitlines():
-                    if line.startswith("LATENCY {"):
-                        r = json.loads(line[len("LATENCY "):])
-                        found[tuple(r[k] for k in ("runtime", "model", "batch", "threads", "image_size"))] = r
-            if found:
-                groups.append((f"{path.name} cell {index}", found))
+        for index, line in printed_lines(path):
+            if line.startswith("LATENCY {"):
+                r = json.loads(line[len("LATENCY "):])
+                key = tuple(r[k] for k in ("runtime", "model", "batch", "threads", "image_size"))
+                cells.setdefault(f"{path.name} cell {index}", {})[key] = r
+    groups = list(cells.items())
 
     def ratio(a: dict, b: dict) -> tuple:
         r = a["mean_ms"] / b["mean_ms"]

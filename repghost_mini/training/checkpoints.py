@@ -35,7 +35,7 @@ from torch import nn
 
 from ..core.reparam import count_batchnorms, reparameterize
 from ..errors import UserError
-from .card import ModelCard, ModelOptions
+from .card import ModelCard, ModelOptions, _is_int
 from .data import NORMALIZATION
 from ..files import atomic_output
 from .registry import build_model, fuse_model
@@ -235,9 +235,7 @@ def read_checkpoint(path: Union[str, os.PathLike]) -> Checkpoint:
 
 def _checkpoint_problem(ckpt: Mapping[str, Any]) -> Optional[str]:
     """What is wrong with the fields a checkpoint is rebuilt from (type and range), or ``None``."""
-    def whole(value: Any) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
+    whole = _is_int  # a whole number >= 1, as the card's fields are checked
     names = ckpt.get("class_names")
     checks = [
         (whole(ckpt["num_classes"]), f"num_classes is {ckpt['num_classes']!r}, not a whole number >= 1"),
