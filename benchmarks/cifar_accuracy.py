@@ -37,8 +37,9 @@ def one_run(name: str, seed: int, args) -> dict:
     _, test = r.make_loaders(r.load_dataset("cifar10-subset"), 256)
     raw_top1 = r.evaluate(raw, test)["top1"]
     h = res.history
-    return {"model": name, "seed": seed, "top1": res.final["train_form"]["top1"], "fused_top1": res.final["fused"]["top1"],
-            "top5": res.final["train_form"]["top5"], "agreement": res.final["agreement"], "raw_top1": raw_top1,
+    return {"model": name, "seed": seed, "top1": res.final["train_form"]["top1"],
+            "fused_top1": res.final["fused"]["top1"], "top5": res.final["train_form"]["top5"],
+            "agreement": res.final["agreement"], "raw_top1": raw_top1,
             "epochs": len(h), "steps": h[-1]["steps"], "train_seconds": h[-1]["elapsed"],
             "img_s": statistics.mean(x["img_s"] for x in h), "data_wait": statistics.mean(x["data_wait"] for x in h),
             "load_before": load_before, "load_after": os.getloadavg()[0]}
@@ -56,7 +57,8 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=r.training.SHORT_RUN_RECIPE["batch_size"])
     p.add_argument("--lr", type=float, default=0.2)
     p.add_argument("--weight-decay", type=float, default=r.training.SHORT_RUN_RECIPE["weight_decay"],
-                   help="the paper's 1e-5 suits 1.28 M images x 300 epochs; see repghost_mini.training.SHORT_RUN_RECIPE")
+                   help="the paper's 1e-5 suits 1.28 M images x 300 epochs; "
+                        "see repghost_mini.training.SHORT_RUN_RECIPE")
     p.add_argument("--warmup", type=float, default=0.05)
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--ema-decay", type=float, default=0.98)
@@ -94,7 +96,8 @@ def main(argv=None):
         rm, rs = mean_std([x["raw_top1"] for x in rows])
         label = "ours repghostnet_050 small_input" if name == "ours" else "timm repghostnet_050 (stock)"
         lines.append(f"| {label} | {m:.2f} +- {s:.2f} | {fm:.2f} +- {fs:.2f} | {rm:.2f} +- {rs:.2f} | "
-                     f"{statistics.mean(x['epochs'] for x in rows):.1f} | {statistics.mean(x['img_s'] for x in rows):.0f} | "
+                     f"{statistics.mean(x['epochs'] for x in rows):.1f} | "
+                     f"{statistics.mean(x['img_s'] for x in rows):.0f} | "
                      f"{100 * statistics.mean(x['data_wait'] for x in rows):.1f}% | "
                      f"{min(x['load_before'] for x in rows):.1f} - {max(x['load_after'] for x in rows):.1f} |")
     lines.append("")

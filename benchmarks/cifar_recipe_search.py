@@ -41,7 +41,8 @@ def main(argv=None):
     p.add_argument("--work", default="runs/cifar_recipe_search")
     p.add_argument("--results", default="benchmarks/results/cifar_recipe_search.jsonl")
     args = p.parse_args(argv)
-    tag = f"s{args.stride}-bs{args.batch_size}-lr{args.lr:g}-wd{args.weight_decay:g}-ema{args.ema_decay:g}-seed{args.seed}"
+    tag = (f"s{args.stride}-bs{args.batch_size}-lr{args.lr:g}-wd{args.weight_decay:g}-ema{args.ema_decay:g}"
+           f"-seed{args.seed}")
     cfg = r.TrainConfig(model="repghostnet_050", small_input=True, dataset="cifar10-subset", epochs=None,
                         time_budget=args.budget, seed=args.seed, threads=args.threads, eval_every=0, progress=False,
                         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,

@@ -154,7 +154,10 @@ def main(argv=None) -> int:
         "| epoch | lr | train loss | train acc | test top-1 | EMA top-1 | minutes |",
         "|---|---|---|---|---|---|---|",
     ]
-    fmt = (lambda v: "-" if v is None else f"{v:.2f}")
+
+    def fmt(v):
+        return "-" if v is None else f"{v:.2f}"
+
     for row in history:
         if row["epoch"] % 5 == 0 or row["epoch"] in (1, len(history)):
             lines.append(f"| {row['epoch']} | {row['lr']:.4f} | {row['train_loss']:.3f} | {row['train_acc']:.1f} | "

@@ -41,7 +41,7 @@ def main(rounds: int = 15, calls: int = 10) -> None:
                 modules.check_input = lambda *args: None  # the entry check (networks.check_images) still runs
                 off.append(_ms_per_call(model, x, calls))
         modules.check_input = real
-        ratios = [a / b for a, b in zip(on, off)]
+        ratios = [a / b for a, b in zip(on, off, strict=True)]
         print(f"{name}: all checks {statistics.median(on):.2f} ms, entry check only {statistics.median(off):.2f} ms, "
               f"paired ratio {statistics.median(ratios):.3f} (min {min(ratios):.2f}, max {max(ratios):.2f})")
     xs = torch.randn(1, 16, 56, 56)

@@ -176,7 +176,7 @@ def module_ranges(module) -> Dict[str, list]:
 
 def paired(samples: Dict, a, b) -> float:
     """Median over rounds of the same-round ratio samples[a] / samples[b]."""
-    return statistics.median(x / y for x, y in zip(samples[a], samples[b]))
+    return statistics.median(x / y for x, y in zip(samples[a], samples[b], strict=True))
 
 
 def op_times(path: Path, runs: int = 30) -> Dict[str, float]:
@@ -211,7 +211,7 @@ def latency_rows(args, calibration, work: Path):
         x = torch.randn(batch, *size[1:]).numpy()
         cpu = {key: [] for key in sessions}
 
-        def measure(key):
+        def measure(key, sessions=sessions, x=x, cpu=cpu):
             wall_ms, cpu_ms = time_session(sessions[key], x, args.min_run_time)
             cpu[key].append(cpu_ms)
             return wall_ms
@@ -239,10 +239,12 @@ def write_markdown(result: Dict, latency: Dict, path: Path) -> None:
     text = ["# INT8 post-training quantization in onnxruntime", "",
             f"Written by `python benchmarks/int8.py` from int8_accuracy.json ({result['date']}, `{result['command']}`) "
             f"and int8_latency.json ({latency['date']}, `{latency['command']}`). Machine: {result['machine']}, "
-            f"{result['cores']} cores ({result.get('cpu', 'CPU not recorded')}); latency: {latency.get('cpu', 'CPU not recorded')}; "
+            f"{result['cores']} cores ({result.get('cpu', 'CPU not recorded')}); "
+            f"latency: {latency.get('cpu', 'CPU not recorded')}; "
             f"onnxruntime {result['onnxruntime']}, torch {result['torch']}.",
             "", "## Accuracy: top-1 on the CIFAR-10 subset's 1,017 test images, fp32 vs INT8", "",
-            "Static PTQ with `onnxruntime.quantization.quantize_static` (`repghost_mini.deploy.quantize_onnx`), QDQ format, "
+            "Static PTQ with `onnxruntime.quantization.quantize_static` (`repghost_mini.deploy.quantize_onnx`), "
+            "QDQ format, "
             "8-bit weights per output channel or per tensor (`int8` symmetric, `int8-7bit` = onnxruntime's "
             "`reduce_range`, or `uint8` with a zero point), UINT8 activations calibrated on "
             f"{result['calibration_images']} real training images (no augmentation) with min/max or the 99.999th "
@@ -256,9 +258,10 @@ def write_markdown(result: Dict, latency: Dict, path: Path) -> None:
                                rows=[[r["model"], r["form"], r["weights"], r["calibration"], f"{r['fp32_top1']:.2f}%",
                                      f"{r['int8_top1']:.2f}%", f"{r['drop']:+.2f}", f"{r['agreement']:.1f}%",
                                      f"{r['fp32_mb']:.2f} -> {r['int8_mb']:.2f}"]
-                                     + ([f"{r['kernels']:.3f} / {r['simulated']:.3f}", f"{r['agreement_simulated']:.1f}%",
-                                         f"{r['margin_median']:.2f}", f"{r['margin_median_flipped']:.3f}",
-                                         f"{r['near_ties']:.1f}%"] if "near_ties" in r else ["-"] * 5) for r in acc]))
+                                     + ([f"{r['kernels']:.3f} / {r['simulated']:.3f}",
+                                         f"{r['agreement_simulated']:.1f}%", f"{r['margin_median']:.2f}",
+                                         f"{r['margin_median_flipped']:.3f}", f"{r['near_ties']:.1f}%"]
+                                        if "near_ties" in r else ["-"] * 5) for r in acc]))
     text += ["", "Weights per channel or per tensor are of the type chosen for the CPU (`default_weight_type`: "
              f"{', '.join(sorted({r.get('weight_type', 'int8') for r in acc if ' ' not in r['weights']}))} here); "
              "*per-channel int8 / int8-7bit / uint8* rows name it. Why predictions flip (medians over the test "
@@ -311,7 +314,8 @@ def targets(result: Dict, latency: Dict) -> list:
         if pc is not None:
             others = [r for (n, f, w, c), r in acc.items() if n == name and f == "fused" and c == "minmax"
                       and w.startswith("per-channel ")]
-            out.append(f"top-1 drop fp32 -> INT8 per-channel ({pc.get('weight_type', 'int8')} weights), fused `{name}`: "
+            out.append(f"top-1 drop fp32 -> INT8 per-channel ({pc.get('weight_type', 'int8')} weights), "
+                       f"fused `{name}`: "
                        f"{pc['drop']:+.2f} points ({'met' if pc['drop'] <= 1.0 else 'MISSED'}: target <= 1.0); "
                        f"per-tensor: {pt['drop']:+.2f}"
                        + "".join(f"; {r['weights']}: {r['drop']:+.2f}" for r in others))
@@ -335,11 +339,12 @@ def run_accuracy(args, result: Dict) -> None:
     result["models"], result["accuracy"], result["range_spread"] = {}, [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, info in trained.items():
+            recipe = rm.training.SHORT_RUN_RECIPE
             result["models"][name] = {"description": f"{name} (small-input stem), {info['epochs_done']} epochs of a "
                                                      f"{args.epochs}-epoch schedule ({info['how']}) on the subset's "
                                                      f"{len(bundle.train)} training images with SHORT_RUN_RECIPE "
-                                                     f"(batch {rm.training.SHORT_RUN_RECIPE['batch_size']}, weight decay "
-                                                     f"{rm.training.SHORT_RUN_RECIPE['weight_decay']}; no dropout, random "
+                                                     f"(batch {recipe['batch_size']}, weight decay "
+                                                     f"{recipe['weight_decay']}; no dropout, random "
                                                      "erasing or EMA, as in notebook 05)"}
             result["accuracy"] += accuracy_rows(name, info["model"], bundle, test, calibration, Path(tmp),
                                                 remedy=name.startswith("repghost"))
@@ -356,9 +361,9 @@ def run_accuracy(args, result: Dict) -> None:
         if reference is not None:
             info = reference.info
             result["models"]["reference"] = {"description": f"the reference model of benchmarks/cifar_reference.py: "
-                                                            f"fused RepGhostNet-0.5x, {info['train_minutes']:.0f} min on "
-                                                            f"all 50,000 CIFAR-10 training images, {info['test_top1']:.2f}% "
-                                                            "on the 10,000 test images"}
+                                                            f"fused RepGhostNet-0.5x, {info['train_minutes']:.0f} min "
+                                                            f"on all 50,000 CIFAR-10 training images, "
+                                                            f"{info['test_top1']:.2f}% on the 10,000 test images"}
             result["accuracy"] += accuracy_rows("reference", reference, bundle, test, calibration, Path(tmp),
                                                 remedy=True, forms={"fused": reference})
             result["range_spread"]["reference | fused"] = range_spread(reference)
@@ -381,7 +386,8 @@ def main(argv=None) -> Dict:
     p.add_argument("part", nargs="?", choices=("all", "accuracy", "latency", "report"), default="all",
                    help="accuracy / latency: measure one part into int8_<part>.json; report: write int8.md from "
                         "both; all: everything")
-    p.add_argument("--epochs", type=int, default=15, help="training epochs of the CIFAR-subset models (notebook 05: 15)")
+    p.add_argument("--epochs", type=int, default=15,
+                   help="training epochs of the CIFAR-subset models (notebook 05: 15)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads for training")
     p.add_argument("--runs", default="runs/int8", help="cache folder of the trained models")
@@ -405,7 +411,8 @@ def main(argv=None) -> Dict:
     for part, run in (("accuracy", run_accuracy), ("latency", run_latency)):
         if args.part in (part, "all"):
             result: Dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_start": load(),
-                            "cores": os.cpu_count(), "machine": platform.processor() or platform.machine(), "cpu": cpu_words(),
+                            "cores": os.cpu_count(), "machine": platform.processor() or platform.machine(),
+                            "cpu": cpu_words(),
                             "onnxruntime": __import__("onnxruntime").__version__, "torch": torch.__version__,
                             "calibration_images": args.calibration_images, "command": command.strip()}
             run(args, result)

@@ -3,13 +3,13 @@ paper's runtime, fp32) and ExecuTorch + XNNPACK (fp32 and INT8), fused RepGhostN
 1 thread (the paper's setting), batch 1 and 32.
 
 For each batch size every (runtime, model) pair is timed in the same interleaved rounds
-(``repghost_mini.deploy.benchmark_models``), so a ratio between any two columns is measured side by side; each sentence that ranks two of them comes from ``repghost_mini.measure.compare``
-over the rounds (it says "cannot rank" when the rounds overlap). Weights are random (latency does not depend on
-them); INT8 is calibrated on 64 real CIFAR-10 training images resized to 224 px. Also reported per file: its size,
-and its largest output difference from PyTorch on 32 other real images (``add_output_differences``; fp32
-runtimes: float rounding; INT8: the quantization error). Writes ``benchmarks/results/runtimes.json`` and
-``runtimes.md`` (``--quick``: ``runtimes_quick.*``, so a quick check never replaces the recorded full run) and prints
-the RESULT lines.
+(``repghost_mini.deploy.benchmark_models``), so a ratio between any two columns is measured side by side; each
+sentence that ranks two of them comes from ``repghost_mini.measure.compare`` over the rounds (it says "cannot rank"
+when the rounds overlap). Weights are random (latency does not depend on them); INT8 is calibrated on 64 real
+CIFAR-10 training images resized to 224 px. Also reported per file: its size, and its largest output difference from
+PyTorch on 32 other real images (``add_output_differences``; fp32 runtimes: float rounding; INT8: the quantization
+error). Writes ``benchmarks/results/runtimes.json`` and ``runtimes.md`` (``--quick``: ``runtimes_quick.*``, so a
+quick check never replaces the recorded full run) and prints the RESULT lines.
 Needs the mobile extra: ``pip install -e '.[mobile]'``.
 
     python benchmarks/runtimes.py            # 7 rounds of >= 0.3 s per measurement (~15 min on 2 cores)
@@ -54,7 +54,7 @@ def _samples_by_batch(rows):
 
 def _paired(samples, a, b):
     """Median over rounds of the same-round ratio a / b."""
-    return statistics.median(x / y for x, y in zip(samples[a], samples[b]))
+    return statistics.median(x / y for x, y in zip(samples[a], samples[b], strict=True))
 
 
 def main(argv=None) -> int:
@@ -117,7 +117,8 @@ def _headlines(samples_by_batch, batches):
                 "fused RepGhostNet-1.0x", "GhostNet-1.0x", "faster", "slower"))
     paper = table3("repghostnet", 1.0)["latency_ms"] / table3("ghostnet", 1.0)["latency_ms"]
     lines.append(f"- the paper (Table 3, MNN on an ARM phone, 1 thread, batch 1): RepGhostNet/GhostNet 1.0x "
-                 f"{paper:.2f}; this is MNN's x86 build on the CPU named above, with AVX2/AVX-512 kernels instead of NEON")
+                 f"{paper:.2f}; this is MNN's x86 build on the CPU named above, with AVX2/AVX-512 kernels instead of "
+                 "NEON")
     return results, lines
 
 

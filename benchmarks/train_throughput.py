@@ -22,7 +22,6 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 import repghost_mini as r
 
-
 #: The trainer's default on CPU and CUDA (TrainConfig.channels_last=None): weights and batches in NHWC memory order.
 CHANNELS_LAST = "ours repghostnet_050 (small_input, channels_last)"
 #: The same through torch.compile (train --compile); its first steps compile, timed apart as "compile time".
@@ -115,13 +114,13 @@ def main(argv=None):
         lines.append(f"| {n} | {macs[n] / 1e6:.1f} | {statistics.median(rates[n]):.0f} | "
                      f"{min(rates[n]):.0f} - {max(rates[n]):.0f} | {100 * statistics.median(waits[n]):.1f}% |")
     names = list(nets)
-    ratio = statistics.median(a / b for a, b in zip(rates[names[0]], rates[names[2]]))
-    cl_ratio = statistics.median(a / b for a, b in zip(rates[CHANNELS_LAST], rates[names[1]]))
+    ratio = statistics.median(a / b for a, b in zip(rates[names[0]], rates[names[2]], strict=True))
+    cl_ratio = statistics.median(a / b for a, b in zip(rates[CHANNELS_LAST], rates[names[1]], strict=True))
     lines += ["", f"ours (standard stem) / timm, same architecture, median of per-round ratios: {ratio:.2f}x",
               f"small_input channels_last / small_input NCHW (the trainer's default since this measurement / before), "
               f"median of per-round ratios: {cl_ratio:.2f}x",
               f"torch.compile / eager (both small_input channels_last), median of per-round ratios: "
-              f"{statistics.median(a / b for a, b in zip(rates[COMPILED], rates[CHANNELS_LAST])):.2f}x "
+              f"{statistics.median(a / b for a, b in zip(rates[COMPILED], rates[CHANNELS_LAST], strict=True)):.2f}x "
               f"(goal >= 1.5x); compile time (first 2 steps) {compile_seconds:.0f} s, not in the img/s"]
     text = "\n".join(lines)
     print(text)

@@ -133,7 +133,6 @@ def _check_model_name(name: Optional[str]) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 def _cmd_tour(args: argparse.Namespace) -> int:
     from .teaching.tour import run_tour
-
     from .training.trainer import select_device
 
     _set_threads(args.threads)
@@ -243,7 +242,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
                     class_names=ckpt.class_names, image_size=size, num_classes=ckpt.num_classes, source=str(src),
                     weights=model.weights, card=card.replace(fused=True) if card is not None else None,
                     overwrite=False)
-    print(f"fused checkpoint ({_weights_words(model.weights)}): {out}  ({count_params(model) / 1e6:.3f}M -> {count_params(fused) / 1e6:.3f}M params, "
+    print(f"fused checkpoint ({_weights_words(model.weights)}): {out}  "
+          f"({count_params(model) / 1e6:.3f}M -> {count_params(fused) / 1e6:.3f}M params, "
           f"{count_batchnorms(model)} -> {count_batchnorms(fused)} BatchNorms, max |logit diff| {diff:.2e} "
           f"on {x.shape[0]} random {size}x{size} inputs)")
     return 0
@@ -253,7 +253,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from .training.checkpoints import read_checkpoint
     from .training.data import load_dataset, make_loaders
     from .training.evaluation import evaluate, evaluate_reparameterized
-
     from .training.trainer import select_device
 
     _set_threads(args.threads)
@@ -672,7 +671,8 @@ _COMMANDS: Dict[str, Tuple[Callable[[argparse.Namespace], int], str, str, List[_
     "bench": (_cmd_bench, "latency of named models (interleaved, median)",
               "Latency of registry models (repghostnet_100, repghostnet_100_fused, ghostnet_100, "
               "timm_repghostnet_100 ...; random weights), measured side by side in interleaved rounds "
-              "(repghost_mini.deploy.benchmark_models); prints a Markdown table. --list shows every name.", _BENCH_ARGS),
+              "(repghost_mini.deploy.benchmark_models); prints a Markdown table. --list shows every name.",
+              _BENCH_ARGS),
 }
 
 

@@ -20,7 +20,8 @@ SMALLEST = {"repghostnet": lambda: r.repghostnet(0.5, num_classes=10),
             "features": lambda: r.repghostnet(0.5, features_only=True),
             "ghostnet_features": lambda: r.ghostnet(0.5, features_only=True, out_indices=(0, 1, 2, 3, 4))}
 MODULES = {"a": lambda: r.GhostModule(8, 12), "b": lambda: r.core.GhostAddModule(8, 12),
-           "c": lambda: r.core.LateReLUModule(8, 12), "d": lambda: r.RepGhostModule(8, 12, branches=r.core.REPARAM_BRANCHES),
+           "c": lambda: r.core.LateReLUModule(8, 12),
+           "d": lambda: r.RepGhostModule(8, 12, branches=r.core.REPARAM_BRANCHES),
            "d+relu": lambda: r.RepGhostModule(8, 12, relu_after_dw=True),
            "e": lambda: r.RepGhostInferenceModule(8, 12),
            "bottleneck": lambda: r.RepGhostBottleneck(8, 12, 16, 5, stride=2, se_ratio=0.25),
@@ -133,7 +134,7 @@ def test_feature_shapes_match_feature_info(build):
     with torch.no_grad():
         maps = feats(x)
     assert len(maps) == len(feats.feature_info)
-    for m, info in zip(maps, feats.feature_info):
+    for m, info in zip(maps, feats.feature_info, strict=True):
         assert tuple(m.shape) == (1, info["num_chs"], 64 // info["reduction"], 96 // info["reduction"])
     small = feats.config.get("small_input", False)
     assert feats.reduction() == [2 ** (i + 1) // (2 if small else 1) for i in feats.out_indices]

@@ -5,15 +5,23 @@ import torch
 
 matplotlib.use("Agg")
 import repghost_mini as rg  # noqa: E402
-from repghost_mini.deploy.latency import (available_models, benchmark_models, build_named_model, compare_latency,  # noqa: E402
-                                 latency_table, markdown_table, measure_latency, optimize_for_cpu, plot_latency)
+from repghost_mini.deploy.latency import (  # noqa: E402
+    benchmark_models,
+    build_named_model,
+    compare_latency,
+    latency_table,
+    markdown_table,
+    measure_latency,
+    optimize_for_cpu,
+    plot_latency,
+)
 
 REQUIRED = ["ghostnet_050", "ghostnet_100", "repghostnet_050", "repghostnet_100", "repghostnet_050_fused",
             "repghostnet_100_fused", "timm_repghostnet_100_reparam"]
 
 
 def test_registry_has_the_models_of_the_issue():
-    assert set(REQUIRED) <= set(available_models())
+    assert set(REQUIRED) <= set(rg.available_models())
 
 
 def test_unknown_name_lists_the_choices():
@@ -63,7 +71,8 @@ def test_benchmark_rows_table_and_plot():
         if r["model"] == "ghostnet_050":
             assert r["ratio"] == 1.0  # each round's baseline divided by itself
     table = latency_table(rows).splitlines()
-    assert len(table) == 2 + len(rows) and table[0] == "| model | runtime | batch | threads | median ms | min ms | ratio |"
+    assert len(table) == 2 + len(rows)
+    assert table[0] == "| model | runtime | batch | threads | median ms | min ms | ratio |"
     ax = plot_latency(rows, value="ratio")
     assert len(ax.patches) == len(rows)
     matplotlib.pyplot.close(ax.figure)
@@ -111,6 +120,26 @@ def test_every_runtime_and_model_share_the_same_rounds(monkeypatch, tmp_path):
     lat.add_output_differences(rows, torch.rand(4, 3, 32, 32))
     assert all(r["max_abs_diff_vs_torch"] < 1e-3 for r in onnx_rows)
     assert all(r["max_abs_diff_vs_torch"] is None for r in rows if r["runtime"] == "torch")
+
+
+def test_pairs_time_only_the_pairs_named(monkeypatch, tmp_path):
+    """``pairs`` keeps a subset of runtimes x names in the same rounds: an INT8 file of one model only, nothing
+    written or timed for the pairs left out; a pair outside runtimes x names is refused in one sentence."""
+    import repghost_mini.deploy.latency as lat
+
+    calls = []
+    real = lat.interleaved_rounds
+    monkeypatch.setattr(lat, "interleaved_rounds", lambda m, names, r: calls.append(list(names)) or real(m, names, r))
+    names, runtimes = ["repghostnet_050_fused", "ghostnet_050"], ("onnxruntime", "onnxruntime-int8")
+    chosen = [("onnxruntime", names[0]), ("onnxruntime", names[1]), ("onnxruntime-int8", names[0])]
+    rows = benchmark_models(names, runtimes=runtimes, rounds=1, image_size=32, min_run_time=0.01,
+                            workdir=str(tmp_path), pairs=chosen, baseline=names[1])
+    assert calls == [chosen]
+    assert [(r["runtime"], r["model"]) for r in rows] == chosen
+    assert sorted(p.name for p in tmp_path.glob("*int8*")) == [f"{names[0]}-int8.onnx"]
+    assert "ratio" in rows[0] and "ratio" not in rows[2]  # no GhostNet sample in the INT8 runtime to divide by
+    with pytest.raises(rg.errors.UserError, match="not a \\(runtime, name\\)"):
+        benchmark_models(names, runtimes=("onnxruntime",), pairs=[("mnn", names[0])])
 
 
 def test_output_differences_need_the_files():

@@ -42,7 +42,8 @@ def test_save_then_read_rebuilds_the_exact_model(tmp_path, fused):
                                                 branches=("identity", "bn"), width=0.25), seed=1).eval()
     if fused:
         model = r.reparameterize(model)
-    path = r.training.save_checkpoint(tmp_path / "m.pth", model, "repghostnet_050_noshortcut", class_names=list("abcdefg"))
+    path = r.training.save_checkpoint(tmp_path / "m.pth", model, "repghostnet_050_noshortcut",
+                                      class_names=list("abcdefg"))
     ckpt = r.training.read_checkpoint(path)
     assert ckpt.fused is fused and ckpt.num_classes == 7 and ckpt.class_names == list("abcdefg")
     rebuilt = ckpt.build_model()

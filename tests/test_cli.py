@@ -1,6 +1,5 @@
 """The command line (python -m repghost_mini ...): one-line errors, train -> convert -> eval round trip, quick tour."""
 import json
-import os
 import re
 import subprocess
 import sys

@@ -104,7 +104,7 @@ def test_the_cases_cover_every_verdict_and_the_special_branches(node_out):
 
 
 def test_js_t_quantile_matches_python(node_out):
-    for (p, df), got in zip(T_POINTS, node_out["t"]):
+    for (p, df), got in zip(T_POINTS, node_out["t"], strict=True):
         assert math.isclose(got, t_quantile(p, df), rel_tol=1e-11), (p, df, got, t_quantile(p, df))
 
 

@@ -8,9 +8,15 @@ import pytest
 import torch
 
 import repghost_mini as r
-from repghost_mini.measure.concat_cost import (REUSE_ADD_LABEL, ReuseByAddModule, ghostnet_concat_shapes,
-                                       operator_time_shares, replace_concat_with_add, time_concat_vs_add,
-                                       concat_vs_add_rounds)
+from repghost_mini.measure.concat_cost import (
+    REUSE_ADD_LABEL,
+    ReuseByAddModule,
+    concat_vs_add_rounds,
+    ghostnet_concat_shapes,
+    operator_time_shares,
+    replace_concat_with_add,
+    time_concat_vs_add,
+)
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +29,7 @@ def test_ghostnet_has_32_concats_matching_its_channel_counts(pairs):
     net = r.ghostnet(1.0)
     modules = [m for m in net.modules() if isinstance(m, r.GhostModule)]
     assert len(modules) == 32
-    for (s1, s2), m in zip(pairs, modules):
+    for (s1, s2), m in zip(pairs, modules, strict=True):
         init = math.ceil(m.out_channels / m.ratio)
         assert s1[:2] == (1, init) and s2[:2] == (1, init * (m.ratio - 1))
         assert s1[2:] == s2[2:]
@@ -60,7 +66,7 @@ def test_bytes_model_gives_both_readings():
 def test_add_operands_have_the_concatenated_shape(pairs):
     from repghost_mini.measure.concat_cost import _make_operands
     cat_in, add_in = _make_operands(pairs, 3, True, "cpu", torch.float32)
-    for (a, b), (u, v) in zip(cat_in, add_in):
+    for (a, b), (u, v) in zip(cat_in, add_in, strict=True):
         out = torch.cat((a, b), dim=1)
         assert u.shape == v.shape == out.shape and u.shape[0] == 3
         assert u.is_contiguous(memory_format=torch.channels_last)

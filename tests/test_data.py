@@ -162,7 +162,8 @@ def test_loader_is_deterministic_per_epoch_and_shards_for_ddp():
         return list(loader)
 
     a, b, c = batches(0), batches(0), batches(1)
-    assert len(a) == 6 and all(torch.equal(x1, x2) and torch.equal(y1, y2) for (x1, y1), (x2, y2) in zip(a, b))
+    assert len(a) == 6 and all(torch.equal(x1, x2) and torch.equal(y1, y2)
+                               for (x1, y1), (x2, y2) in zip(a, b, strict=True))
     assert not torch.equal(a[0][1], c[0][1])
     lab0 = torch.cat([y for _, y in batches(0, 0, 2)])
     lab1 = torch.cat([y for _, y in batches(0, 1, 2)])
@@ -267,9 +268,9 @@ def test_unaugmented_train_loader_gives_the_eval_transform_of_its_indices(kind, 
     passes = []
     for _ in range(2):
         train.set_epoch(3)
-        passes.append([batch for _, batch in zip(range(2), train)])
+        passes.append([batch for _, batch in zip(range(2), train, strict=False)])
     order = list(train.sampler)  # the epoch-3 order
-    for k, ((x1, y1), (x2, y2)) in enumerate(zip(*passes)):
+    for k, ((x1, y1), (x2, y2)) in enumerate(zip(*passes, strict=True)):
         assert torch.equal(x1, x2) and torch.equal(y1, y2)
         idx = order[4 * k:4 * k + 4]
         assert x1.dtype == torch.float32 and x1.shape == (4, 3, b.image_size, b.image_size)

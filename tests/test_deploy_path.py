@@ -11,6 +11,7 @@ import repghost_mini as rg
 from repghost_mini.cli import main
 from repghost_mini.deploy import artifacts
 from repghost_mini.training import trainer
+
 from test_cli import run_main, subset_available
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -54,7 +55,8 @@ def test_the_card_travels_with_every_file(run):
     cards = {name: rg.load(folder / name).card for name in ("checkpoint.pth", "fused.pth", "model.onnx")}
     for name, card in cards.items():
         assert card.dataset == "cifar10-subset" and card.image_size == 32 and card.num_classes == 10, name
-        assert card.mean == rg.training.NORMALIZATION["cifar10"][0] and card.std == rg.training.NORMALIZATION["cifar10"][1]
+        assert card.mean == rg.training.NORMALIZATION["cifar10"][0]
+        assert card.std == rg.training.NORMALIZATION["cifar10"][1]
         assert card.class_names == rg.training.CIFAR10_CLASSES and card.options.model == "repghostnet_050"
         assert card.top1 is not None and card.top1_split.startswith("cifar10-subset test split")
         assert "held out" in card.selected_on and card.weights in ("ema", "raw")
@@ -140,7 +142,7 @@ def test_fuse_model_fuses_the_feature_extractor_without_timm(monkeypatch):
     assert rg.count_batchnorms(net) > 0 and rg.count_batchnorms(fused) == 0
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        for a, b in zip(net(x), fused(x)):
+        for a, b in zip(net(x), fused(x), strict=True):
             torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
 
 

@@ -7,8 +7,13 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import repghost_mini as r  # noqa: E402
-from repghost_mini.teaching.diagrams import (contiguous_copies, draw_memory_layout, draw_module, memory_order,  # noqa: E402
-                                    module_structure)
+from repghost_mini.teaching.diagrams import (  # noqa: E402
+    contiguous_copies,
+    draw_memory_layout,
+    draw_module,
+    memory_order,
+    module_structure,
+)
 
 
 @pytest.mark.parametrize("variant", list("abcde"))

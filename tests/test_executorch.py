@@ -1,7 +1,6 @@
 """ExecuTorch with XNNPACK (repghost_mini.deploy.executorch): fp32 and INT8 programs, equality to PyTorch, the model
 card, static shapes, bench, and the no-network rule. Tests that need ExecuTorch skip without the mobile extra
 (pip install -e '.[mobile]')."""
-import socket
 import subprocess
 import sys
 import textwrap
@@ -11,6 +10,7 @@ import torch
 
 import repghost_mini as rg
 from repghost_mini.deploy import executorch as ret
+
 from test_cli import run_main
 
 SKIP_REASON = "ExecuTorch is not installed (the mobile extra: pip install -e '.[mobile]')"

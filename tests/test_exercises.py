@@ -4,9 +4,16 @@ import torch
 import torch.nn.functional as F
 
 import repghost_mini as r
-from repghost_mini.teaching.exercises import (check_answer, check_fold_bn, check_identity_kernel, check_pad_kernel,
-                                     check_repghost_module_params, compare, check_choice,
-                                     check_fuse_module_d)
+from repghost_mini.teaching.exercises import (
+    check_answer,
+    check_choice,
+    check_fold_bn,
+    check_fuse_module_d,
+    check_identity_kernel,
+    check_pad_kernel,
+    check_repghost_module_params,
+    compare,
+)
 
 
 def _scale(bn, eps):
@@ -101,7 +108,8 @@ def test_identity_kernel_off_centre():
         kernel[:, 0, 0, 0] = 1
         return kernel
     with pytest.raises(AssertionError, match=r"kernel position \(row 0, col 0\): expected 0, got 1.*"
-                                             r"Hint: the 1 sits in the corner \(0, 0\); it must be at the centre \(1, 1\)"):
+                                             r"Hint: the 1 sits in the corner \(0, 0\); "
+                                             r"it must be at the centre \(1, 1\)"):
         check_identity_kernel(corner)
 
 
@@ -116,7 +124,8 @@ def test_pad_kernel_not_centred():
     def top_left(kernel, k):
         extra = k - kernel.shape[-1]
         return F.pad(kernel, [0, extra, 0, extra])
-    with pytest.raises(AssertionError, match=r"top-left corner at \(row 0, col 0\) but must be centred, at \(row 1, col 1\)"):
+    with pytest.raises(AssertionError,
+                       match=r"top-left corner at \(row 0, col 0\) but must be centred, at \(row 1, col 1\)"):
         check_pad_kernel(top_left)
 
 

@@ -8,9 +8,16 @@ import pytest
 import torch
 
 import repghost_mini as rg
-from repghost_mini.deploy.export import (check_onnx_matches, count_onnx_ops, draw_onnx_graph, export_onnx,
-                                  onnx_file_size_mb, onnx_session, run_onnx)
 from repghost_mini.core.networks import GHOSTNET_CFG, REPGHOSTNET_CFG
+from repghost_mini.deploy.export import (
+    check_onnx_matches,
+    count_onnx_ops,
+    draw_onnx_graph,
+    export_onnx,
+    onnx_file_size_mb,
+    onnx_session,
+    run_onnx,
+)
 
 SIZE = (1, 3, 32, 32)
 

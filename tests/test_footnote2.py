@@ -7,8 +7,13 @@ import pytest
 import torch
 
 import repghost_mini as r
-from repghost_mini.measure.concat_cost import (channel_slice_is_contiguous, preallocation_rounds, reuse_by_add,
-                                               reuse_by_concat, reuse_by_preallocation)
+from repghost_mini.measure.concat_cost import (
+    channel_slice_is_contiguous,
+    preallocation_rounds,
+    reuse_by_add,
+    reuse_by_concat,
+    reuse_by_preallocation,
+)
 
 
 def test_footnote_is_quoted():

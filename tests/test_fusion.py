@@ -120,7 +120,8 @@ def test_property_depthwise_branches_sum(channels, k, stride, branches, batch, s
     ref = bn(dw(x))
     parts = [r.fold_bn(dw.weight, None, bn)]
     if "identity" in branches:
-        parts.append((r.core.identity_kernel(channels, k, dtype=torch.float64), torch.zeros(channels, dtype=torch.float64)))
+        parts.append((r.core.identity_kernel(channels, k, dtype=torch.float64),
+                      torch.zeros(channels, dtype=torch.float64)))
         ref = ref + x[:, :, ::stride, ::stride]
     if "bn" in branches:
         bn2 = random_bn(channels, seed=seed + 1)

@@ -66,8 +66,8 @@ def test_a_claim_takes_the_least_favourable_status_and_reversals_come_first(tmp_
     assert "nb04, a: 1 (same direction)<br>nb07, b: 2 (reversed)" in rows[0]
     assert rows[-1].startswith("| **not attempted** |")
     n = len(rm.paper.CLAIMS)
-    assert f"RESULT ledger: {n} claims: 1 reproduced, 0 same direction, 1 reversed, 0 cannot rank, {n - 2} not attempted" \
-        in page
+    assert (f"RESULT ledger: {n} claims: 1 reproduced, 0 same direction, 1 reversed, 0 cannot rank, "
+            f"{n - 2} not attempted") in page
 
 
 def test_the_committed_ledger_page_is_up_to_date_with_the_committed_notebooks(capsys):
@@ -118,12 +118,16 @@ def test_a_latency_that_moves_beyond_the_tolerance_is_named(tmp_path):
 
 
 def test_a_ratio_measured_twice_must_agree(tmp_path):
-    same = notebook(tmp_path, "04.ipynb", [record("repghostnet_100_fused", 5.0, 0.05), record("ghostnet_100", 6.0, 0.06)])
-    agrees = notebook(tmp_path, "07.ipynb", [record("repghostnet_100_fused", 5.3, 0.1), record("ghostnet_100", 6.3, 0.1)])
-    flips = notebook(tmp_path, "08.ipynb", [record("repghostnet_100_fused", 5.6, 0.05), record("ghostnet_100", 5.6, 0.05)])
+    same = notebook(tmp_path, "04.ipynb",
+                    [record("repghostnet_100_fused", 5.0, 0.05), record("ghostnet_100", 6.0, 0.06)])
+    agrees = notebook(tmp_path, "07.ipynb",
+                      [record("repghostnet_100_fused", 5.3, 0.1), record("ghostnet_100", 6.3, 0.1)])
+    flips = notebook(tmp_path, "08.ipynb",
+                     [record("repghostnet_100_fused", 5.6, 0.05), record("ghostnet_100", 5.6, 0.05)])
     assert rm.teaching.latency_disagreements([same, agrees]) == []
     (problem,) = rm.teaching.latency_disagreements([same, flips])
-    assert problem.startswith("ghostnet_100 / repghostnet_100_fused in mnn: 1.200 [") and "in 08.ipynb cell 0" in problem
+    assert problem.startswith("ghostnet_100 / repghostnet_100_fused in mnn: 1.200 [")
+    assert "in 08.ipynb cell 0" in problem
 
 
 def test_latency_records_carry_the_key_and_the_interval():

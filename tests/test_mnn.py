@@ -14,6 +14,7 @@ import torch
 
 import repghost_mini as rg
 from repghost_mini.deploy import mnn as rm
+
 from test_cli import run_main
 
 PACKAGE = Path(rg.__file__).parent

@@ -82,7 +82,7 @@ def test_reparameterize_twice_is_once_and_inplace():
     twice = r.reparameterize(once)
     assert twice is not once
     assert str(twice) == str(once)
-    for (k1, v1), (k2, v2) in zip(once.state_dict().items(), twice.state_dict().items()):
+    for (k1, v1), (k2, v2) in zip(once.state_dict().items(), twice.state_dict().items(), strict=True):
         assert k1 == k2 and torch.equal(v1, v2)
     same = r.reparameterize(net, inplace=True)
     assert same is net and r.count_batchnorms(net) == 0

@@ -57,13 +57,15 @@ def test_no_error_outputs_and_no_noise_on_stderr(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_nbval_markers_are_alone_on_their_line(path):
-    """nbval honours ``# NBVAL_IGNORE_OUTPUT`` only as the whole comment: ``# NBVAL_IGNORE_OUTPUT  (why)`` is silently
-    not a marker, and the cell's machine-dependent output is compared after all (found when a CPU change failed nb08)."""
+    """nbval honours ``# NBVAL_IGNORE_OUTPUT`` only as the whole comment: ``# NBVAL_IGNORE_OUTPUT  (why)`` is
+    silently not a marker, and the cell's machine-dependent output is compared after all (found when a CPU change
+    failed nb08)."""
     for i, cell in enumerate(_cells(path)):
         for line in _source(cell).splitlines():
             comment = line.strip().lstrip("#").strip()
             if line.strip().startswith("#") and comment.startswith("NBVAL_"):
-                assert comment in ("NBVAL_IGNORE_OUTPUT", "NBVAL_CHECK_OUTPUT", "NBVAL_RAISES_EXCEPTION", "NBVAL_SKIP"), \
+                markers = ("NBVAL_IGNORE_OUTPUT", "NBVAL_CHECK_OUTPUT", "NBVAL_RAISES_EXCEPTION", "NBVAL_SKIP")
+                assert comment in markers, \
                     f"{path.name} cell {i}: {line.strip()!r} is not an nbval marker; put the reason on the next line"
 
 
@@ -80,7 +82,8 @@ def test_solutions_are_collapsed_right_below_their_exercise(path):
     for i, cell in enumerate(cells):
         if _hidden(cell):
             assert cell["cell_type"] == "code" and i > 0 and cells[i - 1]["cell_type"] == "code" \
-                and not _hidden(cells[i - 1]), f"{path.name} cell {i}: a collapsed solution must follow its exercise cell"
+                and not _hidden(cells[i - 1]), \
+                f"{path.name} cell {i}: a collapsed solution must follow its exercise cell"
             continue
         found = SOLUTION.search(_source(cell))
         assert not found, (f"{path.name} cell {i} shows {found.group(0)!r} in a visible cell; put solutions in a "

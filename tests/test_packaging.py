@@ -1,7 +1,8 @@
 """The house keeps its promises: environment.yml == pyproject.toml deps, CI runs the README's commands."""
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTALL = 'pip install -e ".[dev]"'

@@ -71,7 +71,7 @@ def test_table2_agrees_with_repghostnet_cfg():
     bottlenecks = [row for stage in REPGHOSTNET_CFG for row in stage]
     quoted = [paper.quote(f"table2.bneck{i:02d}").split()[-4:] for i in range(1, len(bottlenecks) + 1)]
     assert f"table2.bneck{len(bottlenecks) + 1:02d}" not in paper.QUOTES
-    for (_, mid, out, se, stride), cells in zip(bottlenecks, quoted):
+    for (_, mid, out, se, stride), cells in zip(bottlenecks, quoted, strict=True):
         assert cells == [str(mid), str(out), "1" if se else "-", str(stride)]
 
 

@@ -288,7 +288,7 @@ def test_cli_errors_are_one_line(checkpoint, tmp_path, capsys):
 
 @needs_data
 def test_bench_runtime_onnxruntime_int8(bundle):
-    rows = rm.deploy.benchmark_models(["repghostnet_050_fused"], runtimes=["onnxruntime", "onnxruntime-int8"], image_size=32,
-                               rounds=1, min_run_time=0.01)
+    rows = rm.deploy.benchmark_models(["repghostnet_050_fused"], runtimes=["onnxruntime", "onnxruntime-int8"],
+                                      image_size=32, rounds=1, min_run_time=0.01)
     assert [r["runtime"] for r in rows] == ["onnxruntime", "onnxruntime-int8"]
     assert all(r["median_ms"] > 0 for r in rows)

@@ -14,7 +14,7 @@ DRAWS = 1000
 @pytest.mark.parametrize("noise", [0.01, 0.3])
 def test_same_distribution_cannot_rank(n_a, n_b, noise):
     rng = np.random.default_rng(19)
-    samples = zip(rng.normal(1.0, noise, (DRAWS, n_a)), rng.normal(1.0, noise, (DRAWS, n_b)))
+    samples = zip(rng.normal(1.0, noise, (DRAWS, n_a)), rng.normal(1.0, noise, (DRAWS, n_b)), strict=True)
     verdicts = [compare(a, b).verdict for a, b in samples]
     assert verdicts.count("cannot rank") / DRAWS >= 0.90  # about 0.95 for a 95% interval
 
@@ -23,8 +23,8 @@ def test_same_distribution_cannot_rank(n_a, n_b, noise):
 def test_planted_difference_is_ranked(n_a, n_b):
     rng = np.random.default_rng(7)
     small, large = rng.normal(1.0, 0.05, (DRAWS, n_a)), rng.normal(1.3, 0.05, (DRAWS, n_b))
-    lower = [compare(a, b).verdict for a, b in zip(small, large)]
-    higher = [compare(b, a).verdict for a, b in zip(small, large)]
+    lower = [compare(a, b).verdict for a, b in zip(small, large, strict=True)]
+    higher = [compare(b, a).verdict for a, b in zip(small, large, strict=True)]
     assert lower.count("lower") / DRAWS >= 0.99
     assert higher.count("higher") / DRAWS >= 0.99
 
@@ -35,7 +35,7 @@ def test_interval_covers_true_ratio(n_a, n_b, sd_a, sd_b):
     rng = np.random.default_rng(2022)
     mu_a, mu_b = 1.0, 1.25
     hits = 0
-    for a, b in zip(rng.normal(mu_a, sd_a, (DRAWS, n_a)), rng.normal(mu_b, sd_b, (DRAWS, n_b))):
+    for a, b in zip(rng.normal(mu_a, sd_a, (DRAWS, n_a)), rng.normal(mu_b, sd_b, (DRAWS, n_b)), strict=True):
         c = compare(a, b)
         hits += c.low <= mu_a / mu_b <= c.high
     assert 0.92 <= hits / DRAWS <= 0.98  # 95% +- 4 standard errors of 1000 draws

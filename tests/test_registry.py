@@ -78,4 +78,4 @@ def test_building_a_named_model_leaves_the_global_random_state_alone():
     a = r.training.build_named_model("repghostnet_050_fused")
     assert torch.equal(torch.get_rng_state(), before)
     b = r.training.build_named_model("repghostnet_050_fused")  # still seeded: the same weights every time
-    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))

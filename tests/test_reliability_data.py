@@ -130,8 +130,9 @@ def test_empty_class_folder_and_class_mismatch(tmp_path):
 
 
 def test_damaged_jpeg_archive_names_the_image(tmp_path):
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     blobs = []
     for i in range(4):
@@ -208,9 +209,10 @@ def test_fresh_clone_cuts_the_subset_from_the_cifar10_download(fresh_clone, monk
 
 
 def test_offline_with_nothing_found_is_one_honest_line(fresh_clone, monkeypatch):
+    from urllib.error import URLError
+
     import torchvision.datasets.cifar as cifar
     import torchvision.datasets.imagenette as imagenette
-    from urllib.error import URLError
 
     def offline(*args, **kwargs):
         raise URLError("[Errno -3] Temporary failure in name resolution")

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import repghost_mini as rg
-from repghost_mini.deploy.export import OnnxFileError, check_onnx_matches, count_onnx_ops, export_onnx, onnx_session
 from repghost_mini.core.networks import REPGHOSTNET_CFG
+from repghost_mini.deploy.export import OnnxFileError, check_onnx_matches, count_onnx_ops, export_onnx, onnx_session
 
 SIZE = (1, 3, 32, 32)
 

@@ -4,12 +4,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from repghost_mini.files import (RunFolderBusy, RunLock, atomic_output, make_folder, write_json_atomic,
-                                 write_text_atomic)
+from repghost_mini.files import RunFolderBusy, RunLock, atomic_output, make_folder, write_json_atomic, write_text_atomic
 
 
 def hold_lock(folder):
@@ -46,7 +44,7 @@ def test_atomic_write_keeps_the_old_file_on_error_and_uses_the_usual_mode(tmp_pa
     with pytest.raises(ZeroDivisionError):
         with atomic_output(target) as tmp:
             tmp.write_text("half")
-            1 / 0
+            1 / 0  # noqa: B018 -- the error raised inside atomic_output
     assert target.read_text() == "good" and [p.name for p in tmp_path.iterdir()] == ["report.md"]
     umask = os.umask(0)
     os.umask(umask)

@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import repghost_mini as rg
-from repghost_mini.training.data import DataError
 from repghost_mini.deploy.export import OnnxFileError
+from repghost_mini.training.data import DataError
 
 GARBAGE = st.one_of(st.binary(max_size=3000),
                     st.sampled_from([b"PK\x03\x04", b"\x80\x02", b"\x08\x07\x12", b"\xff\xd8\xff\xe0"]).flatmap(

@@ -205,7 +205,8 @@ def test_a_folder_of_small_and_odd_sized_images_loads_and_batches(tmp_path):
         for c in ("cat", "dog"):
             (tmp_path / split / c).mkdir(parents=True)
             for i in range(4):
-                Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(tmp_path / split / c / f"{i}.png")
+                pixels = rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(tmp_path / split / c / f"{i}.png")
     Image.new("RGB", (80, 60)).save(tmp_path / "val" / "cat" / "wide.png")  # non-square, larger
     data = rg.load_dataset("imagefolder", tmp_path)
     train, test = rg.make_loaders(data, 4, workers=0)

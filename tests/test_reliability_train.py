@@ -8,8 +8,8 @@ import torch
 
 import repghost_mini as rg
 from repghost_mini.cli import main
-from repghost_mini.training import trainer as trainer_module
 from repghost_mini.files import RunFolderBusy, RunLock
+from repghost_mini.training import trainer as trainer_module
 
 from test_cli import assert_one_line_error, run_main
 from test_reliability_export import fill, tmpfs

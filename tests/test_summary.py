@@ -80,7 +80,7 @@ def test_bottleneck_channels_thinner_middle_thicker_dw():
     ghost = bottleneck_channels(r.ghostnet(1.0))
     rep = bottleneck_channels(r.repghostnet(1.0))
     assert len(ghost) == len(rep) == 16
-    for g, o in zip(ghost, rep):
+    for g, o in zip(ghost, rep, strict=True):
         assert (g.in_channels, g.out, g.stride, g.se) == (o.in_channels, o.out, o.stride, o.se)
         assert o.dw2 == o.out and g.dw2 == g.out // 2  # "thicker" second depthwise conv
         assert o.mid < g.mid  # "thinner" middle

@@ -50,7 +50,8 @@ def test_choose_threads_keeps_one_thread_and_measures_steps(monkeypatch):
     finally:
         torch.set_num_threads(old)
     calls = []
-    monkeypatch.setattr(tour, "step_times_ms", lambda name, counts, rounds=3: calls.append(rounds) or {2: 95.0, 1: 100.0})
+    monkeypatch.setattr(tour, "step_times_ms",
+                        lambda name, counts, rounds=3: calls.append(rounds) or {2: 95.0, 1: 100.0})
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     logged = []
     choice = tour.choose_threads("repghostnet_050", log=logged.append)

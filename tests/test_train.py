@@ -116,12 +116,12 @@ def test_train_many_runs_side_by_side_as_each_run_alone(tmp_path):
                              out_dir=str(tmp_path / f"side-by-side-{seed}")) for seed in (0, 1)]
     many = r.training.train_many(configs, bundle=b, processes=2)
     assert [m.config.threads for m in many] == [max(1, torch.get_num_threads() // 2)] * 2
-    for config, side in zip(configs, many):
+    for config, side in zip(configs, many, strict=True):
         alone = r.train(config, bundle=b, threads=side.config.threads, out_dir=str(tmp_path / f"alone-{config.seed}"))
         assert [h["train_loss"] for h in side.history] == [h["train_loss"] for h in alone.history]
         assert side.final["fused"]["top1"] == alone.final["fused"]["top1"]
         assert all(torch.equal(x, y) for x, y in zip(side.model.state_dict().values(),
-                                                     alone.model.state_dict().values()))
+                                                     alone.model.state_dict().values(), strict=True))
     assert many[0].history != many[1].history  # two seeds, two runs
     for bad, message in (([], "non-empty list"), ([configs[0], configs[0]], "its own out_dir")):
         with pytest.raises(ValueError, match=message):
@@ -156,6 +156,21 @@ def test_evaluate_on_randomized_bn_fused_equals_unfused():
     plain = r.evaluate(model, test)
     assert plain["top1"] == res["train_form"]["top1"] and plain["n"] == 32
     assert plain["predictions"].shape == (32,)
+
+
+def test_evaluation_gives_the_model_back_in_its_own_mode():
+    """Evaluation has no side effect on the caller's model: a model in training mode stays in training mode (its
+    BatchNorm statistics untouched), an eval-mode one stays in eval mode."""
+    b = colour_bundle()
+    _, test = r.make_loaders(b, 16)
+    model = r.randomize_bn_stats_(r.build_model("repghostnet", 4, small_input=True, width=0.1), seed=0).train()
+    stats = {k: v.clone() for k, v in model.state_dict().items()}
+    r.evaluate(model, test)
+    r.training.evaluate_reparameterized(model, test)
+    assert model.training and all(m.training for m in model.modules())
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in stats.items())
+    r.evaluate(model.eval(), test)
+    assert not any(m.training for m in model.modules())
 
 
 class _NoParameters(torch.nn.Module):

@@ -244,7 +244,7 @@ def relayout_simple_tables(lines: list[str]) -> list[str]:
             elif not row:
                 out.append("")
             else:
-                out.append((indent + "  ".join(c.ljust(w) for c, w in zip(row, widths))).rstrip())
+                out.append((indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))).rstrip())
         i = j + 1
     return out
 

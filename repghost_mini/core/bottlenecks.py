@@ -112,8 +112,8 @@ class GhostBottleneck(_Bottleneck):
 class RepGhostBottleneck(_Bottleneck):
     """RepGhost bottleneck (Fig. 4b). ``mid_channels`` is Table 2's #mid ("thinner" than GhostNet's).
 
-    ``branches`` configures both RepGhost modules and ``relu_after_dw`` the first, the one with ReLU (Table 6); ``shortcut=False`` drops
-    the identity shortcut (Table 7) and keeps the downsampling shortcut block.
+    ``branches`` configures both RepGhost modules and ``relu_after_dw`` the first, the one with ReLU (Table 6);
+    ``shortcut=False`` drops the identity shortcut (Table 7) and keeps the downsampling shortcut block.
     """
 
     def __init__(self, in_channels: int, mid_channels: int, out_channels: int, dw_size: int = 3,

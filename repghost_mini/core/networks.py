@@ -21,7 +21,6 @@ from __future__ import annotations
 from typing import Dict, List, Sequence, Tuple, Type, Union
 
 import torch.fx
-
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -83,7 +82,8 @@ class ConvBnAct(nn.Module):
 
 
 def _stem_and_stages(cfg: Sequence[Sequence[Row]], block: Type[nn.Module], width: float, in_chans: int,
-                     small_input: bool, head_expansion: int, **block_kwargs) -> Tuple[nn.Conv2d, nn.BatchNorm2d, nn.Sequential, List[Dict]]:
+                     small_input: bool, head_expansion: int,
+                     **block_kwargs) -> Tuple[nn.Conv2d, nn.BatchNorm2d, nn.Sequential, List[Dict]]:
     """The stem conv + BN, the stages (one ``nn.Sequential`` per group, then the 1x1 conv to 960) and the
     feature points: for each reduction (total stride), the last stage that outputs it (timm's dict keys)."""
     stem = make_divisible(16 * width, 4)
@@ -104,7 +104,8 @@ def _stem_and_stages(cfg: Sequence[Sequence[Row]], block: Type[nn.Module], width
     stages.append(nn.Sequential(ConvBnAct(prev, last)))
     info.append(dict(num_chs=last, reduction=reduction, module=f"blocks.{len(stages) - 1}"))
     # keep the last stage of each reduction: ends of "stages" in the detection sense (C2..C5 of ResNet)
-    points = [d for d, nxt in zip(info, info[1:] + [None]) if nxt is None or nxt["reduction"] != d["reduction"]]
+    points = [d for d, nxt in zip(info, info[1:] + [None], strict=True)
+              if nxt is None or nxt["reduction"] != d["reduction"]]
     conv_stem = nn.Conv2d(in_chans, stem, 3, 1 if small_input else 2, 1, bias=False)
     return conv_stem, nn.BatchNorm2d(stem), nn.Sequential(*stages), points
 

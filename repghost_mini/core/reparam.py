@@ -31,11 +31,12 @@ def randomize_bn_stats_(model: nn.Module, seed: int = 0) -> nn.Module:
     ``verify.py`` does the same). Returns ``model``.
     """
     g = torch.Generator().manual_seed(seed)
+
+    def rand(lo: float, hi: float, like: torch.Tensor) -> torch.Tensor:
+        return (torch.rand(like.shape, generator=g, dtype=torch.float64) * (hi - lo) + lo).to(like)
+
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            n = m.num_features
-            def rand(lo: float, hi: float, like: torch.Tensor) -> torch.Tensor:
-                return (torch.rand(n, generator=g, dtype=torch.float64) * (hi - lo) + lo).to(like)
             if m.running_mean is not None:
                 m.running_mean.copy_(rand(-1.0, 1.0, m.running_mean))
                 m.running_var.copy_(rand(0.25, 4.0, m.running_var))
@@ -49,7 +50,7 @@ def _pairs(module: nn.Module):
     """(conv name, BN name) pairs of ``module`` whose data flows conv -> BN directly."""
     if isinstance(module, nn.Sequential):
         names = list(module._modules)
-        for a, b in zip(names, names[1:]):
+        for a, b in zip(names, names[1:], strict=False):
             yield a, b
     yield from getattr(module, "conv_bn_pairs", ())
 

@@ -77,8 +77,10 @@ def _quantize_pt2e(exported_module: nn.Module, calibration: torch.Tensor, batch_
     """PT2E static INT8: XNNPACK's quantizer (symmetric; per-channel min/max weights; histogram observers for the
     activations), calibrated on
     ``calibration`` in batches of ``batch_size`` (the exported shape), then converted to quantize/dequantize pairs."""
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
-                                                                          get_symmetric_quantization_config)
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
@@ -177,7 +179,8 @@ def set_executorch_threads(threads: int) -> None:
 
 
 def read_executorch_card(path: PathLike) -> Optional[ModelCard]:
-    """The :class:`repghost_mini.ModelCard` that :func:`export_executorch` stored in a ``.pte`` file (``None`` if none)."""
+    """The :class:`repghost_mini.ModelCard` that :func:`export_executorch` stored in a ``.pte`` file (``None`` if
+    none)."""
     return _program_card(_load_program(path))
 
 

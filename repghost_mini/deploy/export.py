@@ -29,10 +29,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..modes import eval_mode
-from ..training.card import CARD_KEY, ModelCard
 from ..errors import require_finite
 from ..files import atomic_output
+from ..modes import eval_mode
+from ..training.card import CARD_KEY, ModelCard
 
 __all__ = ["export_onnx", "read_onnx_card", "count_onnx_ops", "onnx_session", "run_onnx", "check_onnx_matches",
            "onnxruntime_optimized_ops", "onnx_file_size_mb", "draw_onnx_graph", "fake_quantize_weights", "snr_db"]
@@ -260,7 +260,7 @@ def _check_input_shape(session, shape: Tuple[int, ...]) -> None:
     if len(declared) != len(shape):
         raise OnnxFileError(f"the ONNX model takes a {len(declared)}-d input {declared}, not {len(shape)}-d "
                             f"{list(shape)}.")
-    wrong = [i for i, (d, s) in enumerate(zip(declared, shape)) if isinstance(d, int) and d != s]
+    wrong = [i for i, (d, s) in enumerate(zip(declared, shape, strict=True)) if isinstance(d, int) and d != s]
     if wrong == [0]:
         raise OnnxFileError(f"the ONNX file has a fixed batch size of {declared[0]}, so it cannot run a batch of "
                             f"{shape[0]}; export with dynamic_batch=True or use batch size {declared[0]}.")

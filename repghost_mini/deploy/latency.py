@@ -13,16 +13,16 @@ import statistics
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Union
+from typing import Collection, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
+from ..errors import UserError, require_finite
 from ..measure.tables import markdown_table
 from ..measure.timing import interleaved_rounds, median_time, medians
 from ..modes import eval_mode
-from ..errors import UserError, require_finite
-from ..training.registry import available_models, build_named_model, model_entry
+from ..training.registry import build_named_model, model_entry
 
 __all__ = ["measure_latency", "compare_latency", "compare_onnxruntime_latency", "RUNTIMES", "optimize_for_cpu",
            "benchmark_models", "table5_latency", "run_runtime_file", "add_output_differences", "paired_ratios",
@@ -61,7 +61,8 @@ def compare_latency(models: Mapping[str, nn.Module], input_size=(1, 3, 224, 224)
 
 #: Runtimes :func:`benchmark_models` knows. "torch": eager, NCHW; "torch_channels_last": eager with model and
 #: input in channels_last (NHWC) memory; "torch_optimized": :func:`optimize_for_cpu`; "onnxruntime": exported with
-#: :func:`repghost_mini.export_onnx`; "onnxruntime-int8": that file quantized by :func:`repghost_mini.deploy.quantize_onnx`
+#: :func:`repghost_mini.export_onnx`; "onnxruntime-int8": that file quantized by
+#: :func:`repghost_mini.deploy.quantize_onnx`
 #: (per-channel QDQ, activations calibrated on 64 real CIFAR-10 training images resized to the input size);
 #: "mnn": the paper's runtime (Sec. 4), fp32, that ONNX file converted by :func:`repghost_mini.deploy.export_mnn`;
 #: "executorch" / "executorch-int8": PyTorch's on-device runtime with XNNPACK, fp32 / PT2E INT8 (per-channel weights,
@@ -110,9 +111,12 @@ def compare_onnxruntime_latency(paths: Mapping[str, str], input_size=(1, 3, 224,
 def benchmark_models(names: Union[Sequence[str], Mapping[str, nn.Module]], batch_sizes: Sequence[int] = (1,),
                      threads: Sequence[int] = (1,), runtimes: Sequence[str] = ("torch",), rounds: int = 5,
                      image_size: int = 224, min_run_time: float = 0.2, baseline: Optional[str] = None,
-                     workdir: Optional[str] = None) -> List[Dict]:
+                     workdir: Optional[str] = None,
+                     pairs: Optional[Collection[Tuple[str, str]]] = None) -> List[Dict]:
     """Latency of named models (see :func:`build_named_model`) for every runtime x batch size x thread count;
-    ``names`` may also map names to eval-mode models built elsewhere (e.g. :func:`table5_latency`'s).
+    ``names`` may also map names to eval-mode models built elsewhere (e.g. :func:`table5_latency`'s). ``pairs``,
+    when given, keeps only those ``(runtime, name)`` pairs of ``runtimes`` x ``names`` (e.g. an INT8 program of one
+    model only, where lowering every model would take minutes); rows come in the same order, without the others.
 
     Within one (batch, threads) setting **every (runtime, model) pair** is measured in the same ``rounds``
     interleaved rounds (A B C A B C ...), so a ratio between any two of them -- two models in one runtime, or
@@ -125,9 +129,9 @@ def benchmark_models(names: Union[Sequence[str], Mapping[str, nn.Module]], batch
     float32, one ``forward`` with the output read back; the paper's own mean-of-100 protocol is
     :func:`repghost_mini.deploy.mnn_latency`) and ``"executorch"`` / ``"executorch-int8"`` (one ``.pte`` per batch
     size, ``method.execute``). Returns one row per model and setting with keys ``model, runtime, batch, threads,
-    image_size, median_ms, min_ms, rounds, samples_ms`` (one median per round), ``file`` (the file the runtime ran, ``None`` for
-    eager PyTorch; kept only when ``workdir`` is given) and ``file_mb``, and, when ``baseline`` names one of
-    ``names``, ``ratio``: the median over rounds of latency / baseline latency *in the same round and runtime*.
+    image_size, median_ms, min_ms, rounds, samples_ms`` (one median per round), ``file`` (the file the runtime ran,
+    ``None`` for eager PyTorch; kept only when ``workdir`` is given) and ``file_mb``, and, when ``baseline`` names
+    one of ``names``, ``ratio``: the median over rounds of latency / baseline latency *in the same round and runtime*.
     """
     given = dict(names) if isinstance(names, Mapping) else None
     names = list(names)
@@ -140,14 +144,21 @@ def benchmark_models(names: Union[Sequence[str], Mapping[str, nn.Module]], batch
         raise UserError(f"baseline {baseline!r} must be one of the benchmarked names {names}.")
     if rounds < 1 or not batch_sizes or not threads or not runtimes:
         raise UserError("rounds must be >= 1 and batch_sizes, threads, runtimes non-empty.")
+    if pairs is not None:
+        unknown = [p for p in pairs if tuple(p) not in {(r, n) for r in runtimes for n in names}]
+        if unknown:
+            raise UserError(f"pair {tuple(unknown[0])!r} is not a (runtime, name) of runtimes {tuple(runtimes)} and "
+                            f"names {names}; list only pairs of those.")
+        pairs = {tuple(p) for p in pairs}
     _require_extras(runtimes)  # before building anything: one sentence when the mobile extra is missing
     models = given if given is not None else {n: build_named_model(n) for n in names}
+    timed = {runtime: {n: models[n] for n in names if pairs is None or (runtime, n) in pairs} for runtime in runtimes}
     rows: List[Dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = workdir or tmp
-        files = _runtime_files(runtimes, models, folder, image_size)
+        files = _runtime_files(timed, folder, image_size)
         for nthreads in threads:
-            prepared = {runtime: _prepare(runtime, models, files[runtime], nthreads, image_size)
+            prepared = {runtime: _prepare(runtime, timed[runtime], files[runtime], nthreads, image_size)
                         for runtime in runtimes}
             for batch in batch_sizes:
                 size = (batch, 3, image_size, image_size)
@@ -156,21 +167,24 @@ def benchmark_models(names: Union[Sequence[str], Mapping[str, nn.Module]], batch
                 for runtime in runtimes:
                     if runtime.startswith("executorch"):  # static shapes: one program per batch size
                         batch_files[runtime], prepared[runtime] = _executorch_methods(
-                            models, folder, size, nthreads, runtime == "executorch-int8")
+                            timed[runtime], folder, size, nthreads, runtime == "executorch-int8")
                 timers = {(runtime, n): _timer(runtime, models[n], prepared[runtime].get(n), x)
-                          for runtime in runtimes for n in names}
-                samples = interleaved_rounds(  # torch's threads set per measurement; the others set their own
-                    lambda key: median_time(timers[key], min_run_time, threads=nthreads) * 1e3, list(timers), rounds)
+                          for runtime in runtimes for n in timed[runtime]}
+                def measure(key, timers=timers, nthreads=nthreads):  # torch's threads set per measurement
+                    return median_time(timers[key], min_run_time, threads=nthreads) * 1e3
+
+                samples = interleaved_rounds(measure, list(timers), rounds)  # the other runtimes set their own
                 for runtime in runtimes:
-                    for n in names:
+                    for n in timed[runtime]:
                         s = samples[runtime, n]
                         path = batch_files[runtime].get(n)
                         row = dict(model=n, runtime=runtime, batch=batch, threads=nthreads, image_size=image_size,
                                    median_ms=statistics.median(s), min_ms=min(s), rounds=rounds, samples_ms=list(s),
                                    file=path if workdir else None,
                                    file_mb=os.path.getsize(path) / 2**20 if path else None)
-                        if baseline is not None:
-                            row["ratio"] = statistics.median(a / b for a, b in zip(s, samples[runtime, baseline]))
+                        if baseline is not None and (runtime, baseline) in samples:
+                            same_round = zip(s, samples[runtime, baseline], strict=True)
+                            row["ratio"] = statistics.median(a / b for a, b in same_round)
                         rows.append(row)
     return rows
 
@@ -252,31 +266,35 @@ def _file_stem(name: str) -> str:
     return re.sub(r"[^\w.-]+", "_", name)
 
 
-def _runtime_files(runtimes: Sequence[str], models: Mapping[str, nn.Module], folder: str,
+def _runtime_files(timed: Mapping[str, Mapping[str, nn.Module]], folder: str,
                    image_size: int) -> Dict[str, Dict[str, str]]:
-    """``{runtime: {name: file}}``: the files each runtime loads, written to ``folder`` -- one fp32 ONNX export per
-    model, shared by onnxruntime, its INT8 quantization and MNN's conversion; ``{}`` for eager PyTorch and for
-    ExecuTorch (its programs are written per batch size)."""
-    files: Dict[str, Dict[str, str]] = {runtime: {} for runtime in runtimes}
-    if not any(r.startswith("onnxruntime") or r == "mnn" for r in runtimes):
+    """``{runtime: {name: file}}`` for ``timed`` (``{runtime: {name: model}}``): the files each runtime loads, written
+    to ``folder`` -- one fp32 ONNX export per model, shared by onnxruntime, its INT8 quantization and MNN's
+    conversion; ``{}`` for eager PyTorch and for ExecuTorch (its programs are written per batch size)."""
+    files: Dict[str, Dict[str, str]] = {runtime: {} for runtime in timed}
+    onnx_runtimes = [r for r in timed if r.startswith("onnxruntime") or r == "mnn"]
+    if not onnx_runtimes:
         return files
     from .export import export_onnx
 
+    exported = {n: m for r in onnx_runtimes for n, m in timed[r].items()}
     onnx = {n: str(export_onnx(m, os.path.join(folder, f"{_file_stem(n)}.onnx"), (1, 3, image_size, image_size)))
-            for n, m in models.items()}
-    if "onnxruntime" in runtimes:
-        files["onnxruntime"] = onnx
-    if "onnxruntime-int8" in runtimes:
+            for n, m in exported.items()}
+    if "onnxruntime" in timed:
+        files["onnxruntime"] = {n: onnx[n] for n in timed["onnxruntime"]}
+    if timed.get("onnxruntime-int8"):
         from ..training.data import load_dataset
         from .quantize import calibration_images, quantize_onnx
 
         images = calibration_images(load_dataset("cifar10-subset"), 64, image_size=image_size)
-        files["onnxruntime-int8"] = {n: str(quantize_onnx(p, os.path.join(folder, f"{Path(p).stem}-int8.onnx"), images))
-                                     for n, p in onnx.items()}
-    if "mnn" in runtimes:
+        files["onnxruntime-int8"] = {
+            n: str(quantize_onnx(onnx[n], os.path.join(folder, f"{Path(onnx[n]).stem}-int8.onnx"), images))
+            for n in timed["onnxruntime-int8"]}
+    if "mnn" in timed:
         from .mnn import export_mnn
 
-        files["mnn"] = {n: str(export_mnn(p, os.path.join(folder, f"{Path(p).stem}.mnn"))) for n, p in onnx.items()}
+        files["mnn"] = {n: str(export_mnn(onnx[n], os.path.join(folder, f"{Path(onnx[n]).stem}.mnn")))
+                        for n in timed["mnn"]}
     return files
 
 
@@ -368,7 +386,7 @@ def paired_ratios(rows: Sequence[Mapping], model: str, reference: str) -> Dict[t
         ref = index.get((runtime, batch, nthreads, reference))
         if name == model and ref is not None:
             out[(runtime, batch, nthreads)] = statistics.median(
-                a / b for a, b in zip(row["samples_ms"], ref["samples_ms"]))
+                a / b for a, b in zip(row["samples_ms"], ref["samples_ms"], strict=True))
     if not out:
         raise ValueError(f"no setting has both {model!r} and {reference!r}; benchmark them together first.")
     return out

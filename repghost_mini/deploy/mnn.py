@@ -241,25 +241,32 @@ def mnn_operator_times(path: PathLike, input_size: Sequence[int] = (1, 3, 224, 2
         interpreter.runSession(session)
     samples: Dict[str, List[float]] = {}
     for run in range(runs):
-        totals: Dict[str, float] = {}
-        started = [0.0]
-
-        def before(tensors, info) -> bool:
-            started[0] = time.perf_counter()
-            return True
-
-        def after(tensors, info) -> bool:
-            elapsed = time.perf_counter() - started[0]
-            kind = info.getType()
-            if kind in ("Raster", "BinaryOp"):
-                kind = f"{kind} ({_node_op(info.getName())})"
-            totals[kind] = totals.get(kind, 0.0) + elapsed * 1e3
-            return True
-
-        interpreter.runSessionWithCallBackInfo(session, before, after)
+        totals = _profiled_run(interpreter, session)
         for kind in set(samples) | set(totals):
             samples.setdefault(kind, [0.0] * run).append(totals.get(kind, 0.0))
     return samples
+
+
+def _profiled_run(interpreter, session) -> Dict[str, float]:
+    """One forward pass of ``session`` with MNN's callbacks around every operator: ``{kind: ms}`` (see
+    :func:`mnn_operator_times`)."""
+    totals: Dict[str, float] = {}
+    started = [0.0]
+
+    def before(tensors, info) -> bool:
+        started[0] = time.perf_counter()
+        return True
+
+    def after(tensors, info) -> bool:
+        elapsed = time.perf_counter() - started[0]
+        kind = info.getType()
+        if kind in ("Raster", "BinaryOp"):
+            kind = f"{kind} ({_node_op(info.getName())})"
+        totals[kind] = totals.get(kind, 0.0) + elapsed * 1e3
+        return True
+
+    interpreter.runSessionWithCallBackInfo(session, before, after)
+    return totals
 
 
 def _session(path: PathLike, threads: int, seed: int, resize: Callable[[tuple], tuple]):
@@ -293,7 +300,7 @@ class _ReuseGraph(nn.Module):
         self.kind = kind
 
     def forward(self, *xs: torch.Tensor):
-        pairs = zip(xs[0::2], xs[1::2])
+        pairs = zip(xs[0::2], xs[1::2], strict=True)
         if self.kind == "cat":
             return tuple(torch.cat((a, b), dim=1) for a, b in pairs)
         return tuple(torch.add(a, b) for a, b in pairs)
@@ -338,10 +345,10 @@ def mnn_concat_vs_add_rounds(pairs: Sequence[Tuple[Sequence[int], Sequence[int]]
                               [f"x{i}" for i in range(len(xs))])
             files[name] = export_mnn(onnx_path, os.path.join(tmp, f"{name}.mnn"))
         for bs in batch_sizes:
-            sessions = {name: _session(path, threads, 0, lambda shape: (bs, *shape[1:]))
+            sessions = {name: _session(path, threads, 0, lambda shape, bs=bs: (bs, *shape[1:]))
                         for name, path in files.items()}
 
-            def measure(name: str) -> float:
+            def measure(name: str, sessions=sessions) -> float:
                 interpreter, session = sessions[name]
                 return median_time(lambda: interpreter.runSession(session), min_run_time / rounds) * 1e3
 

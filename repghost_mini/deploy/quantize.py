@@ -30,14 +30,15 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..training.data import DataBundle, InMemoryImages, eval_transforms
 from ..errors import require_finite
 from ..files import atomic_output
 from ..training.card import CARD_KEY
+from ..training.data import DataBundle, InMemoryImages, eval_transforms
 from .export import _load, export_onnx, onnx_session, read_onnx_card, run_onnx
 
 __all__ = ["CALIBRATION_METHODS", "WEIGHT_TYPES", "cpu_int8_kind", "default_weight_type", "ImageCalibrationReader",
-           "calibration_images", "quantize_onnx", "quantize_model", "onnx_input_shape", "check_onnx_input", "OnnxModel", "evaluate_onnx",
+           "calibration_images", "quantize_onnx", "quantize_model", "onnx_input_shape", "check_onnx_input", "OnnxModel",
+           "evaluate_onnx",
            "quantized_op_counts", "quantization_error", "weight_ranges_per_channel"]
 
 PathLike = Union[str, os.PathLike]

@@ -36,9 +36,9 @@ import torch
 from torch import Tensor, nn
 from torch.profiler import ProfilerActivity, profile, record_function
 
+from ..core.modules import GhostAddModule, GhostModule, check_input
 from ..modes import eval_mode
 from .timing import benchmark, interleaved_rounds, medians  # torch.utils.benchmark, imported quietly
-from ..core.modules import GhostAddModule, GhostModule, check_input
 
 __all__ = [
     "ghostnet_concat_shapes",
@@ -316,7 +316,8 @@ def preallocation_rounds(pairs: Sequence[Tuple[Shape, Shape]], batch_sizes: Sequ
             for timer in timers.values():  # warm-up: one call each (allocator, caches)
                 timer.timeit(1)
             samples[batch_size] = interleaved_rounds(
-                lambda name: timers[name].blocked_autorange(min_run_time=min_run_time / rounds).median * 1e3,
+                lambda name, timers=timers: timers[name].blocked_autorange(
+                    min_run_time=min_run_time / rounds).median * 1e3,
                 list(timers), rounds)
     return samples
 

@@ -6,7 +6,8 @@ model below is built with random weights (:func:`repghost_mini.training.build_na
 machine (e.g. with :func:`repghost_mini.deploy.benchmark_models`); :func:`figure1_comparison` sets the result
 beside Table 3 and computes Spearman's rank correlation between the two latency columns.
 
-Not timed here: MobileNetV2 0.6x, MobileNeXt, ProxylessNAS (:data:`NOT_BUILT` says why for each). ShuffleNetV2 has no latency in Table 3, so it cannot enter the ranking.
+Not timed here: MobileNetV2 0.6x, MobileNeXt, ProxylessNAS (:data:`NOT_BUILT` says why for each). ShuffleNetV2 has
+no latency in Table 3, so it cannot enter the ranking.
 """
 from __future__ import annotations
 
@@ -115,7 +116,7 @@ def figure1_comparison(latency_ms: Mapping[str, float], min_move: int = 2) -> Fi
     paper_ranks = _ranks(np.array([r[3] for r in rows]))
     here_ranks = _ranks(np.array([r[4] for r in rows]))
     full = sorted((Figure1Row(*r, paper_rank=float(p), here_rank=float(h)) for r, p, h in
-                   zip(rows, paper_ranks, here_ranks)), key=lambda r: r.paper_rank)
+                   zip(rows, paper_ranks, here_ranks, strict=True)), key=lambda r: r.paper_rank)
     movers = sorted((r for r in full if abs(r.here_rank - r.paper_rank) >= min_move),
                     key=lambda r: -abs(r.here_rank - r.paper_rank))
     rho = rank_correlation([r.paper_ms for r in full], [r.here_ms for r in full])
@@ -149,7 +150,7 @@ def plot_figure1(result: Figure1, here_label: str = "latency measured here (ms)"
                 ax.plot(xs, ys, style, linestyle="none", label="MobileOne-S0, EfficientNet-B0")
             else:
                 ax.plot(xs, ys, style, label=family)
-            for r, x, y in zip(members, xs, ys):
+            for r, x, y in zip(members, xs, ys, strict=True):
                 ax.annotate(r.label.replace("MobileNetV3 ", "").replace("×", "x"), (x, y), textcoords="offset points",
                             xytext=(4, -9), fontsize=6.5)
         ax.set_xlabel(xlabel, fontsize=9)

@@ -40,9 +40,9 @@ class Comparison:
 
     ``verdict`` is ``"lower"`` when the whole interval ``[low, high]`` lies below 1 (``a`` is lower than
     ``b``), ``"higher"`` when it lies above 1, and ``"cannot rank"`` otherwise (also for samples that differ
-    only by float rounding: every sample's spread is taken as at least ``ROUNDING`` of its mean). ``n_a`` and ``n_b`` are the
-    sample sizes. When the denominator's mean cannot be told from 0 the interval is unbounded and reported as
-    ``[0, inf]``.
+    only by float rounding: every sample's spread is taken as at least ``ROUNDING`` of its mean). ``n_a`` and ``n_b``
+    are the sample sizes. When the denominator's mean cannot be told from 0 the interval is unbounded and reported
+    as ``[0, inf]``.
     """
 
     ratio: float

@@ -113,7 +113,8 @@ def format_layer_table(rows: List[LayerRow]) -> str:
     header = ("Input", "Operator", "#mid", "#out", "SE", "Stride")
     body = [(size(r), r.operator, dash(r.mid), str(r.out), dash(r.se), dash(r.stride)) for r in rows]
     widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in [header] + body]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+             for line in [header] + body]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 

@@ -10,10 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple, Union
 
-from torch import nn
+from torch import Tensor, nn
 
-from ..core.modules import (MODULE_VARIANTS, GhostAddModule, GhostModule, RepGhostInferenceModule, RepGhostModule,
-                      build_module)
+from ..core.modules import (
+    MODULE_VARIANTS,
+    GhostAddModule,
+    GhostModule,
+    RepGhostInferenceModule,
+    RepGhostModule,
+    build_module,
+)
 
 __all__ = ["ModuleStructure", "module_structure", "draw_module", "draw_memory_layout", "memory_order",
            "contiguous_copies", "VARIANT_TITLES"]
@@ -81,7 +87,7 @@ def _arrow(ax, start: Tuple[float, float], end: Tuple[float, float]) -> None:
 
 
 def _line(ax, *points: Tuple[float, float]) -> None:
-    xs, ys = zip(*points)
+    xs, ys = zip(*points, strict=True)
     ax.plot(xs, ys, color="black", lw=1.1)
 
 
@@ -128,7 +134,7 @@ def draw_module(variant: Union[str, nn.Module], ax=None, title: Optional[str] = 
         _box(ax, main_x, y, "ReLU", act)
         y_main_end = y - 0.21
     y_merge = y - 1.0 if s.merge else None
-    for bx, branch in zip(side_x, side):
+    for bx, branch in zip(side_x, side, strict=True):
         _line(ax, (main_x + 0.3, y_in), (bx, y_in))
         label = _BRANCH_LABELS[branch]
         y_branch_end = y_in
@@ -163,7 +169,7 @@ def draw_module(variant: Union[str, nn.Module], ax=None, title: Optional[str] = 
     return ax
 
 
-def memory_order(tensor) -> "torch.Tensor":
+def memory_order(tensor: Tensor) -> Tensor:
     """The elements of ``tensor`` in the order they sit in memory (reads its storage with unit stride), e.g.
     ``memory_order(x.contiguous(memory_format=torch.channels_last))`` walks NHWC."""
     import torch
@@ -207,7 +213,7 @@ def draw_memory_layout(channels: Tuple[int, int] = (3, 2), height: int = 2, widt
         _, axes = plt.subplots(2, 1, figsize=(9, 2.8), constrained_layout=True)
     tag = torch.cat([torch.zeros(batch, c1, height, width), torch.ones(batch, c2, height, width)], dim=1)
     colors = ("#6fa8dc", "#f6b26b")
-    for ax, channels_last in zip(axes, (False, True)):
+    for ax, channels_last in zip(axes, (False, True), strict=True):
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         order = memory_order(tag.contiguous(memory_format=fmt)).tolist()
         start = 0

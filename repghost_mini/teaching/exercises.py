@@ -29,10 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..measure.counting import count_params
 from ..core.fusion import fold_bn, identity_kernel, pad_kernel
 from ..core.modules import RepGhostModule
 from ..core.reparam import randomize_bn_stats_
+from ..measure.counting import count_params
 
 __all__ = ["compare", "check_fold_bn", "check_identity_kernel", "check_pad_kernel",
            "check_repghost_module_params", "check_answer", "numeric_hint",
@@ -106,7 +106,7 @@ def _run(name: str, cases: Sequence[Tuple[str, Callable[[], None]]]) -> bool:
 
 
 def _describe_position(index: Tuple[int, ...], axes: Sequence[str]) -> str:
-    parts = [f"{axis} {i}" for axis, i in zip(axes, index)]
+    parts = [f"{axis} {i}" for axis, i in zip(axes, index, strict=False)]
     if len(index) == 4:  # kernel: (out, in, row, col)
         parts = parts[:2] + [f"kernel position (row {index[2]}, col {index[3]})"]
     return ", ".join(parts)
@@ -182,7 +182,8 @@ def _fold_bn_hints(kernel: Tensor, bias: Optional[Tensor], bn: nn.BatchNorm2d, p
 def check_fold_bn(fn: Callable) -> bool:
     r"""Check ``fn(kernel, bias, bn) -> (kernel', bias')`` against :func:`repghost_mini.fold_bn`.
 
-    $W'_c = \frac{\gamma_c}{\sqrt{\sigma_c^2+\epsilon}} W_c,\; b'_c = \beta_c + \frac{\gamma_c}{\sqrt{\sigma_c^2+\epsilon}}(b_c-\mu_c)$.
+    $W'_c = \frac{\gamma_c}{\sqrt{\sigma_c^2+\epsilon}} W_c$,
+    $b'_c = \beta_c + \frac{\gamma_c}{\sqrt{\sigma_c^2+\epsilon}}(b_c-\mu_c)$.
     Cases: dense 3x3 conv with and without bias (``bias=None``), a grouped and a depthwise conv, BN with
     ``eps=1e-3`` and tiny variances, float32. Also checks that the inputs are not modified in place.
     See the module docstring for the pass / not attempted / AssertionError contract.
@@ -204,8 +205,9 @@ def check_fold_bn(fn: Callable) -> bool:
             bn_before = {key: v.clone() for key, v in bn.state_dict().items()}
             got = _call(fn, name, label, kernel, bias, bn)
             if not isinstance(got, (tuple, list)) or len(got) != 2:
+                length = f" of length {len(got)}" if isinstance(got, (tuple, list)) else ""
                 raise AssertionError(f"{name} [{label}]: should return a pair (kernel, bias), got "
-                                     f"{type(got).__name__}{'' if not isinstance(got, (tuple, list)) else f' of length {len(got)}'}.")
+                                     f"{type(got).__name__}{length}.")
             if not torch.equal(kernel, kernel_before) or (bias is not None and not torch.equal(bias, bias_before)):
                 raise AssertionError(f"{name} [{label}]: your function changed the input kernel or bias in place "
                                      "(e.g. kernel *= scale); return new tensors instead (kernel * scale).")
@@ -235,7 +237,8 @@ def check_fold_bn(fn: Callable) -> bool:
 
 # ---------------------------------------------------------------------------------------- identity_kernel
 def check_identity_kernel(fn: Callable) -> bool:
-    """Check ``fn(channels, kernel_size, dtype=...) -> (C, 1, k, k)`` against :func:`repghost_mini.core.identity_kernel`.
+    """Check ``fn(channels, kernel_size, dtype=...) -> (C, 1, k, k)`` against
+    :func:`repghost_mini.core.identity_kernel`.
 
     Also checks the lesson itself: a depthwise conv (``groups=C``, ``padding=k // 2``) with the kernel returns
     its input. Cases: k = 1, 3, 5, 7, float32 and float64. Contract as in the module docstring.
@@ -589,14 +592,14 @@ def check_feature_shapes(fn: Callable) -> bool:
             if not isinstance(got, (list, tuple)) or len(got) != len(expected):
                 raise AssertionError(f"{name} [{label}]: return one (C, H, W) tuple per entry of feature_info "
                                      f"({len(expected)} entries).")
-            for i, (g, e, info) in enumerate(zip(got, expected, feats.feature_info)):
+            for i, (g, e, info) in enumerate(zip(got, expected, feats.feature_info, strict=True)):
                 g = tuple(int(v) for v in g)
                 if len(g) != 3 or g[0] != e[0]:
                     raise AssertionError(f"{name} [{label}]: map {i} has the wrong channel count -- read it from "
                                          "feature_info's num_chs.")
                 if g[1:] != e[1:]:
                     hint = ("off by one: each stride-2 conv with padding k // 2 rounds *up*, so use ceil, not floor"
-                            if all(abs(a - b) <= 1 for a, b in zip(g[1:], e[1:])) else
+                            if all(abs(a - b) <= 1 for a, b in zip(g[1:], e[1:], strict=True)) else
                             "divide the image size by the map's reduction (its total stride)")
                     raise AssertionError(f"{name} [{label}]: map {i} (reduction {info['reduction']}) has the wrong "
                                          f"spatial size: {hint}.")

@@ -4,7 +4,7 @@ A reproduction report (the ML Reproducibility Challenge's) lists the paper's cla
 measured value and whether it held. Here every claim is a :class:`repghost_mini.paper.Claim` (its words are the
 paper's quotes), and each notebook prints its measurement of a claim with :func:`result`, for example::
 
-    RESULT nb04 mnn latency RepGhostNet 1.0x / GhostNet 1.0x: 0.78 (95% CI 0.74 to 0.82) [claim table3.latency: same direction]
+    RESULT nb04 mnn latency RepGhostNet/GhostNet 1.0x: 0.78 (95% CI 0.74 to 0.82) [claim table3.latency: same direction]
 
 :func:`ledger_page` reads the committed notebooks and writes one page: claim, the paper's words, ours, status.
 A status is one of :data:`STATUSES`:

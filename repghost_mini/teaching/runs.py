@@ -129,7 +129,8 @@ def latency_disagreements(paths: Sequence[Union[str, os.PathLike]]) -> List[str]
         r = a["mean_ms"] / b["mean_ms"]
         if None in (a["low_ms"], b["low_ms"]):
             return r, None, None
-        rel = math.hypot((a["high_ms"] - a["low_ms"]) / 2 / a["mean_ms"], (b["high_ms"] - b["low_ms"]) / 2 / b["mean_ms"])
+        rel = math.hypot((a["high_ms"] - a["low_ms"]) / 2 / a["mean_ms"],
+                         (b["high_ms"] - b["low_ms"]) / 2 / b["mean_ms"])
         return r, r * (1 - rel), r * (1 + rel)
 
     problems = []

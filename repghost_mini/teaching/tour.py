@@ -1,8 +1,9 @@
-r"""The guided tour: the paper's whole story in a few minutes on real CIFAR-10 images (``python -m repghost_mini tour``).
+r"""The guided tour: the paper's whole story in a few minutes on real CIFAR-10 images
+(``python -m repghost_mini tour``).
 
 1. **Concat vs add** (Sec. 3.1, Table 1): the 32 concatenations of GhostNet 1.0x against the add of the same
-   operands and an add of the output's shape (:func:`repghost_mini.measure.concat_cost.time_concat_vs_add`); the report's
-   heading says which was cheaper *in this run*.
+   operands and an add of the output's shape (:func:`repghost_mini.measure.concat_cost.time_concat_vs_add`); the
+   report's heading says which was cheaper *in this run*.
 2. **a -> e** (Sec. 3.2, Fig. 3, Eq. 2): modules c and d (every branch set of Table 6) fused into module e, with
    randomized BatchNorm statistics, and the largest output difference.
 3. **Table 3**: parameters and MACs of RepGhostNet at every width against the paper.
@@ -73,8 +74,8 @@ def fusion_check(channels: int = 16, size: int = 14, seed: int = 0) -> List[Dict
 
 def table3_rows(widths: Sequence[float]) -> List[Dict[str, Any]]:
     """Parameters (M) and MACs (M, 224x224) of RepGhostNet at ``widths`` next to ``PAPER_TABLE3``."""
-    from ..measure.counting import PAPER_TABLE3, count_macs, count_params
     from ..core.networks import repghostnet
+    from ..measure.counting import PAPER_TABLE3, count_macs, count_params
 
     rows = []
     for w in widths:
@@ -94,8 +95,8 @@ def tour_dataset(data: Optional[PathLike] = None, download: bool = True, log: Ca
     (its first :data:`FULL_CIFAR_LIMITS` images per class).
 
     Looked for in ``data`` (if given, only there), ``$REPGHOST_MINI_DATA`` and ``./data``
-    (:func:`repghost_mini.training.data.load_dataset`); full CIFAR-10 is downloaded into ``./data`` (or ``data``) when it
-    is not found and ``download`` is true. When nothing is found the error lists every place looked at.
+    (:func:`repghost_mini.training.data.load_dataset`); full CIFAR-10 is downloaded into ``./data`` (or ``data``) when
+    it is not found and ``download`` is true. When nothing is found the error lists every place looked at.
     """
     from ..training.data import load_dataset
 
@@ -129,7 +130,7 @@ def _predictions_figure(path: Path, model: nn.Module, bundle, n: int = 12) -> Pa
         pred = model(((images - mean) / std).to(device)).argmax(1).cpu().tolist()
     fig = _figure(figsize=(1.3 * math.ceil(n / 2), 3.0))
     axes = fig.subplots(2, math.ceil(n / 2))
-    for ax, img, p, t in zip(axes.flat, images, pred, labels):
+    for ax, img, p, t in zip(axes.flat, images, pred, labels, strict=False):
         ax.imshow(img.permute(1, 2, 0).clamp(0, 1).numpy())
         ax.set_title(bundle.class_names[p], fontsize=7, color="green" if p == t else "red")
         ax.axis("off")
@@ -161,9 +162,9 @@ def _plot_concat(path: Path, concat: Dict[str, Dict[str, float]], n: int) -> Pat
 def _plot_latency(path: Path, latency: Dict[str, Dict[str, float]]) -> Path:
     fig = _figure(figsize=(3.6 * len(latency), 3.0))
     axes = fig.subplots(1, len(latency), squeeze=False)
-    for ax, (setting, ms) in zip(axes[0], latency.items()):
+    for ax, (setting, ms) in zip(axes[0], latency.items(), strict=True):
         bars = ax.bar(list(ms), list(ms.values()), color=["#c0504d", "#4f81bd"])
-        for b, v in zip(bars, ms.values()):
+        for b, v in zip(bars, ms.values(), strict=True):
             ax.annotate(f"{v:.3g}", (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom",
                         fontsize=8)
         ax.set_title(f"latency, batch 1, {setting}", fontsize=9)
@@ -281,8 +282,8 @@ def _check_fusion(seed: int) -> List[Dict[str, Any]]:
 def _train_and_fuse(model: str, dataset: str, bundle, data, seed: int, device: str, train_seconds: float,
                     threads: int, quick: bool, run_dir: Path, results: Dict[str, Any]):
     """Train for ``train_seconds``, record the fused model's accuracy; returns (trained, fused, history)."""
-    from ..measure.counting import count_macs, count_params
     from ..core.reparam import count_batchnorms
+    from ..measure.counting import count_macs, count_params
     from ..training.trainer import SHORT_RUN_RECIPE, TrainConfig, plot_history, train
 
     # notebook 05's short-run settings: dropout, random erasing and the EMA only slow down a run of a few minutes
@@ -309,8 +310,8 @@ def _train_and_fuse(model: str, dataset: str, bundle, data, seed: int, device: s
 
 
 def _measure_latency(trained: nn.Module, fused: nn.Module, quick: bool, run_dir: Path) -> Dict[str, Dict[str, float]]:
-    from ..deploy.latency import compare_latency
     from ..core.reparam import reparameterize
+    from ..deploy.latency import compare_latency
 
     latency = {"32x32": compare_latency({"training form": trained.cpu().eval(), "fused": fused.cpu().eval()},
                                         (1, 3, 32, 32), threads=1, rounds=3 if quick else 5,
@@ -394,7 +395,8 @@ def _concat_section(r: Dict[str, Any]) -> List[str]:
         heading = "cat was cheaper than add in both layouts here"
     else:
         heading = f"cat / add = {ratio['NCHW']:.2f}x in NCHW and {ratio['NHWC']:.2f}x in NHWC here"
-    bytes_op, bytes_out = BYTES_MODEL["cat"] / BYTES_MODEL["add_operands"], BYTES_MODEL["cat"] / BYTES_MODEL["add_output"]
+    bytes_op = BYTES_MODEL["cat"] / BYTES_MODEL["add_operands"]
+    bytes_out = BYTES_MODEL["cat"] / BYTES_MODEL["add_output"]
     return [
         f"## 1. Concatenation vs add (Sec. 3.1, Table 1): {heading}",
         "",
@@ -406,8 +408,9 @@ def _concat_section(r: Dict[str, Any]) -> List[str]:
         "",
         markdown_table(columns=["layout", "cat (ms)", "add(x1, x2) (ms)", "output-shape add (ms)", "cat / add(x1, x2)",
                                 "cat / output-shape add"],
-                       rows=[[lay, f"{c[lay]['cat']:.3f}", f"{c[lay]['add_operands']:.3f}", f"{c[lay]['add_output']:.3f}",
-                              f"{ratio[lay]:.2f}x", f"{c[lay]['cat'] / c[lay]['add_output']:.2f}x"]
+                       rows=[[lay, f"{c[lay]['cat']:.3f}", f"{c[lay]['add_operands']:.3f}",
+                              f"{c[lay]['add_output']:.3f}", f"{ratio[lay]:.2f}x",
+                              f"{c[lay]['cat'] / c[lay]['add_output']:.2f}x"]
                              for lay in ("NCHW", "NHWC")],
                        align="---|---:|---:|---:|---:|---:|"),
         "",

@@ -203,7 +203,7 @@ class ModelCard:
             problems.append((f"the model has {self.num_classes} classes but {data.name!r} has {data.num_classes}",
                              remedy))
         elif self.class_names and list(data.class_names) != list(self.class_names):
-            i = next(i for i, (a, b) in enumerate(zip(self.class_names, data.class_names)) if a != b)
+            i = next(i for i, (a, b) in enumerate(zip(self.class_names, data.class_names, strict=True)) if a != b)
             shown = ", ".join(self.class_names[:10]) + (", ..." if len(self.class_names) > 10 else "")
             problems.append((f"class {i} of the model is {self.class_names[i]!r} but of {data.name!r} "
                              f"{data.class_names[i]!r}", f"name the class folders as the model's classes ({shown}), "
@@ -237,7 +237,7 @@ class ModelCard:
 
 
 def _close(a: Sequence[float], b: Sequence[float]) -> bool:
-    return len(a) == len(b) and all(abs(float(x) - float(y)) <= 1e-6 for x, y in zip(a, b))
+    return len(a) == len(b) and all(abs(float(x) - float(y)) <= 1e-6 for x, y in zip(a, b, strict=True))
 
 
 def _is_int(value: Any, low: int = 1) -> bool:

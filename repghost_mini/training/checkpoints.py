@@ -35,9 +35,9 @@ from torch import nn
 
 from ..core.reparam import count_batchnorms, reparameterize
 from ..errors import UserError
+from ..files import atomic_output
 from .card import ModelCard, ModelOptions, _is_int
 from .data import NORMALIZATION
-from ..files import atomic_output
 from .registry import build_model, fuse_model
 
 __all__ = ["read_state_dict", "load_checkpoint", "save_atomic", "save_checkpoint", "read_checkpoint", "Checkpoint",

@@ -201,7 +201,7 @@ def _samples_of(ds: Dataset) -> List[Tuple[str, int]]:
     if getattr(base, "samples", None) is None:
         return []
     _, indices, labels = _unwrap(ds)
-    return [(base.samples[i][0], y) for i, y in zip(indices, labels)]
+    return [(base.samples[i][0], y) for i, y in zip(indices, labels, strict=True)]
 
 
 def _in_memory(ds: Dataset) -> bool:
@@ -399,7 +399,7 @@ def _load_jpeg_npz(path: Path, per_class: Tuple[Optional[int], Optional[int]] = 
         if missing:
             raise DataError(f"{path.name} lacks the arrays {missing}; a JPEG .npz needs {list(needed)}.")
         out = []
-        for split, limit in zip(("train", "test"), per_class):
+        for split, limit in zip(("train", "test"), per_class, strict=True):
             labels = torch.from_numpy(archive[f"y_{split}"].astype(np.int64))
             offsets = archive[f"{split}_offsets"]
             if len(offsets) != len(labels) + 1:
@@ -507,8 +507,9 @@ def load_dataset(name: str, path: Optional[Union[str, os.PathLike]] = None, down
     ``name`` is one of :data:`DATASET_NAMES`. ``path`` is a folder to search (only that folder) or, for the
     CIFAR family and ``"npz"``, an .npz file. ``train_per_class`` / ``test_per_class`` keep only the first images
     of every class (fast runs). ``image_size``: the side image folders are resized to (e.g. the size a model's
-    card records; default: decided from the first image); data sets of one fixed size ignore it. Raises ``FileNotFoundError`` listing every path looked at when nothing is found,
-    :class:`DataError` when the data found cannot be used.
+    card records; default: decided from the first image); data sets of one fixed size ignore it. Raises
+    ``FileNotFoundError`` listing every path looked at when nothing is found, :class:`DataError` when the data found
+    cannot be used.
     """
     key = str(name).lower().replace("_", "-")
     if key not in DATASET_NAMES:
@@ -592,7 +593,8 @@ def _cifar10(roots: List[Path], download: bool, limits) -> DataBundle:
     """Full CIFAR-10: torchvision's ``cifar-10-batches-py`` or the JPEG copy; downloaded when neither is there."""
     tried = []
     for r in roots:
-        tried += [r / "cifar-10-batches-py", r / "cifar10_full_jpeg.npz", r / "cifar10-subset" / "cifar10_full_jpeg.npz"]
+        tried += [r / "cifar-10-batches-py", r / "cifar10_full_jpeg.npz",
+                  r / "cifar10-subset" / "cifar10_full_jpeg.npz"]
     found = _first_existing(tried)
     if found is not None and found.name == "cifar-10-batches-py":
         train, test = _load_torchvision_cifar(found.parent, download=False)

@@ -1,6 +1,7 @@
 """Evaluation: top-1 / top-5 of a model, and of its training form against its re-parameterized form (Sec. 3.2)."""
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Dict, List, Optional, Union
 
 import torch
@@ -12,16 +13,38 @@ from .registry import fuse_model
 __all__ = ["evaluate", "evaluate_reparameterized"]
 
 
+@contextlib.contextmanager
+def _borrowed(models: Dict[str, nn.Module], device: torch.device):
+    """The models in eval mode on ``device`` for the ``with`` block; afterwards each is back in the mode and on the
+    device it came in with (evaluation leaves the caller's model as it found it)."""
+    before = [(m, m.training, next(m.parameters(), None)) for m in models.values()]
+    before = [(m, training, p.device if p is not None else None) for m, training, p in before]
+    try:
+        for m in models.values():
+            m.to(device).eval()
+        yield
+    finally:
+        for m, training, where in before:
+            m.train(training)
+            if where is not None:
+                m.to(where)
+
+
 @torch.no_grad()
 def _run_eval(models: Dict[str, nn.Module], loader, device: torch.device, amp: bool = False,
               channels_last: bool = False) -> Dict[str, Any]:
-    """Every model of ``models`` on the same batches of ``loader``: accuracy, loss, predictions (and, for two
-    models, the share of equal top-1 predictions and the largest logit difference)."""
+    """Every model of ``models`` on the same batches of ``loader`` (in eval mode on ``device``; each model is
+    given back in its own mode and on its own device): accuracy, loss, predictions (and, for two models, the
+    share of equal top-1 predictions and the largest logit difference)."""
+    with _borrowed(models, device):
+        return _eval_batches(models, loader, device, amp, channels_last)
+
+
+def _eval_batches(models: Dict[str, nn.Module], loader, device: torch.device, amp: bool,
+                  channels_last: bool) -> Dict[str, Any]:
     stats: Dict[str, Dict[str, float]] = {k: {"top1": 0.0, "top5": 0.0, "loss": 0.0} for k in models}
     preds: Dict[str, List[Tensor]] = {k: [] for k in models}
     max_diff, n = 0.0, 0
-    for m in models.values():
-        m.eval()
     if hasattr(loader, "set_epoch"):
         loader.set_epoch(0)
     for x, y in loader:
@@ -65,7 +88,6 @@ def evaluate(model: nn.Module, loader, device: Optional[Union[str, torch.device]
     """
     param = next(model.parameters(), None)
     device = torch.device(device) if device is not None else param.device if param is not None else torch.device("cpu")
-    model.to(device)
     return _run_eval({"model": model}, loader, device, amp)["model"]
 
 
@@ -79,8 +101,10 @@ def evaluate_reparameterized(model: nn.Module, loader, device: Optional[Union[st
     the already re-parameterized copy, if the caller has one (otherwise it is made here).
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    model = model.to(device).eval()
-    fused = (fused_model if fused_model is not None else fuse_model(model)).to(device).eval()
+    fused = fused_model
+    if fused is None:
+        with _borrowed({"model": model}, device):  # fused from the eval-mode statistics; the caller's mode kept
+            fused = fuse_model(model)
     res = _run_eval({"train_form": model, "fused": fused}, loader, device)
     out = {"train_form": res["train_form"], "fused": res["fused"], "agreement": res["agreement"],
            "max_logit_diff": res["max_logit_diff"]}

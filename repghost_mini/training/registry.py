@@ -98,10 +98,10 @@ def _build_timm(timm_name: str, num_classes: int, reparam: bool, dropout: Option
 
 def fuse_model(model: nn.Module) -> nn.Module:
     """Inference-form deep copy of an eval-mode model: every model this package builds (networks, their
-    ``features_only`` :class:`repghost_mini.core.FeatureNet`, single blocks) through :func:`repghost_mini.reparameterize`,
-    which leaves no BatchNorm behind a conv; a timm model through timm's own ``reparameterize_model`` (which keeps
-    the BatchNorms that follow convs). Raises ``ValueError`` naming what cannot be fused (the Table 6 "+ReLU"
-    variant). A model card (``model.card``) is copied with ``fused=True``."""
+    ``features_only`` :class:`repghost_mini.core.FeatureNet`, single blocks) through
+    :func:`repghost_mini.reparameterize`, which leaves no BatchNorm behind a conv; a timm model through timm's own
+    ``reparameterize_model`` (which keeps the BatchNorms that follow convs). Raises ``ValueError`` naming what cannot
+    be fused (the Table 6 "+ReLU" variant). A model card (``model.card``) is copied with ``fused=True``."""
     if type(model).__module__.split(".")[0] != "timm":
         fused = reparameterize(model)
     else:

@@ -45,11 +45,11 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from ..errors import UserError
+from ..files import LOCK_NAME, RunLock, atomic_output, write_json_atomic
 from .card import ModelCard, ModelOptions, library_version
 from .checkpoints import read_checkpoint, save_checkpoint
 from .data import DataBundle, eval_loader, holdout_split, load_dataset, make_loaders
 from .evaluation import _run_eval, evaluate, evaluate_reparameterized
-from ..files import LOCK_NAME, RunLock, atomic_output, write_json_atomic
 from .registry import fuse_model
 
 __all__ = ["TrainConfig", "DataOptions", "OptimOptions", "ScheduleOptions", "RunOptions", "TrainResult",
@@ -312,7 +312,7 @@ def plot_history(history: List[Dict[str, Any]], path: Optional[Union[str, os.Pat
     for key, label in (("test_top1", "test top-1"), ("ema_top1", "test top-1, EMA")):
         pts = [(h["epoch"], h[key]) for h in history if h.get(key) is not None]
         if pts:
-            ax2.plot(*zip(*pts), label=label)
+            ax2.plot(*zip(*pts, strict=True), label=label)
     ax2.set_xlabel("epoch"), ax2.set_ylabel("accuracy (%)"), ax2.legend()
     fig.tight_layout()
     if path is not None:

@@ -4,7 +4,6 @@ Without Playwright or a system Chromium every browser test is SKIPPED with the r
 """
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest

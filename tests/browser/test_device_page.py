@@ -28,7 +28,7 @@ import pytest
 
 from .book import build_site
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # slow too: `-m "not slow"` leaves them out
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -83,10 +83,10 @@ class StaticServer:
             try:
                 urllib.request.urlopen(self.url, timeout=2).close()
                 return
-            except OSError:
+            except OSError as err:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"python -m http.server did not start on {self.url}")
+                    raise RuntimeError(f"python -m http.server did not start on {self.url}") from err
                 time.sleep(0.1)
 
     def stop(self):
@@ -143,7 +143,8 @@ def test_a_short_run_shows_medians_and_a_verdict_for_each_pair(browser, server, 
         errors = visit.page.evaluate("window.deviceLab.errors")
         assert not errors, errors
         result = visit.page.evaluate("window.deviceLab.result")
-        verdicts = visit.page.eval_on_selector_all("tr[data-pair] td.dl-verdict", "cells => cells.map(c => c.innerText)")
+        verdicts = visit.page.eval_on_selector_all("tr[data-pair] td.dl-verdict",
+                                                   "cells => cells.map(c => c.innerText)")
         progress = visit.page.inner_text("#dl-progress-text")
         shown = visit.page.inner_text("#dl-results")
         visit.wait_for("window.deviceLab.classified || (window.deviceLab.errors || []).length", 30)

@@ -6,8 +6,9 @@ collapsed notebook cells for myst-nb and puts the header with the run stamp on a
 """
 import importlib.util
 import json
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS_BUILD = "python -m sphinx -W -b html docs docs/_build/html"

@@ -16,10 +16,20 @@ from pathlib import Path
 
 import pytest
 
-from .book import (ROOT, NotebookExpect, broken_links, build_site, check_site, notebook_expectations,
-                   notebook_problems, page_problems, site_pages, view_page)
+from .book import (
+    ROOT,
+    NotebookExpect,
+    broken_links,
+    build_site,
+    check_site,
+    notebook_expectations,
+    notebook_problems,
+    page_problems,
+    site_pages,
+    view_page,
+)
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # slow too: `-m "not slow"` leaves them out
 
 NOTEBOOKS = sorted(ROOT.glob("notebooks/*.ipynb"))
 
@@ -132,8 +142,10 @@ def test_a_planted_broken_page_fails_every_check(browser, site, tmp_path):
 
 def _png(width=40, height=20) -> str:
     rows = b"".join(b"\x00" + bytes([200, 60, 60]) * width for _ in range(height))
-    chunk = lambda kind, data: (struct.pack(">I", len(data)) + kind + data +
-                                struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
     raw = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
     return base64.b64encode(raw).decode()
@@ -146,7 +158,10 @@ def stamped_notebook() -> dict:
     def code(source, outputs, **meta):
         return {"cell_type": "code", "id": f"c{len(source)}", "metadata": meta, "execution_count": 1,
                 "source": source, "outputs": outputs}
-    stream = lambda text: {"output_type": "stream", "name": "stdout", "text": text}
+
+    def stream(text):
+        return {"output_type": "stream", "name": "stdout", "text": text}
+
     return {"nbformat": 4, "nbformat_minor": 5,
             "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
             "cells": [

@@ -11,7 +11,7 @@ import pytest
 from .conftest import start_lab, stop_lab
 from .harness import Expected, problems, run_in_browser
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # slow too: `-m "not slow"` leaves them out
 
 CELLS = [
     "import time\nfrom tqdm.auto import tqdm\nfor _ in tqdm(range(30), leave=False):\n    time.sleep(0.1)",

@@ -4,7 +4,8 @@ nbval (the README's test command) compares outputs cell by cell; this suite chec
 every code cell ran from Run All Cells, no error and no traceback on the page, every figure rendered as an image
 (at least as many as the committed notebook), each committed `RESULT ...` line visible, and tqdm's live widget bar
 drawn during training. Full-page screenshots land in each test's tmp_path. The notebooks that train carry the marker
-``long_notebook`` (see conftest.LONG_NOTEBOOKS): ``-m browser`` runs all eight, CI ``-m "browser and not long_notebook"``.
+``long_notebook`` (see conftest.LONG_NOTEBOOKS): ``-m browser`` runs all eight, CI
+``-m "browser and not long_notebook"``.
 """
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from .conftest import LONG_NOTEBOOKS, NOTEBOOKS
 from .harness import PageReport, committed_expectations, problems, run_in_browser
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # slow too: `-m "not slow"` leaves them out
 
 
 def run_and_report(page, lab, name: str, workspace: str, tmp_path: Path, timeout: float) -> PageReport:

@@ -11,7 +11,7 @@ import pytest
 
 from .harness import Expected, problems, run_in_browser
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # slow too: `-m "not slow"` leaves them out
 
 CELLS = [
     "import repghost_mini as rg\n"
