@@ -50,6 +50,7 @@ def _script(model):
         return torch.jit.script(model)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", OURS)
 def test_registered_model_forward_backward(name):
     torch.manual_seed(0)
@@ -60,6 +61,7 @@ def test_registered_model_forward_backward(name):
     assert all(p.grad is not None for p in model.parameters())  # every parameter is used
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", OURS)
 def test_registered_model_fx_and_script(name):
     model = r.randomize_bn_stats_(r.training.build_named_model(name)).eval()
@@ -70,6 +72,7 @@ def test_registered_model_fx_and_script(name):
         _assert_same(_script(model)(x), ref)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form", ["training", "fused"])
 @pytest.mark.parametrize("arch", list(SMALLEST))
 def test_fx_script_export_in_both_forms(arch, form):
@@ -106,6 +109,7 @@ def test_input_check_survives_fx_and_script():
         module(torch.randn(1, 4, 5, 5))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form", ["train", "fused"])
 def test_compile_one_small_model(form):
     torch._dynamo.reset()

@@ -59,6 +59,7 @@ def test_optimize_for_cpu_keeps_outputs():
         optimize_for_cpu(model.train())
 
 
+@pytest.mark.slow
 def test_benchmark_rows_table_and_plot():
     names = ["repghostnet_050_fused", "ghostnet_050"]
     runtimes = ("torch", "torch_channels_last", "torch_optimized")
@@ -97,6 +98,7 @@ def test_measure_and_compare_latency_keep_their_signatures():
     assert set(out) == {"a", "b"} and all(v > 0 for v in out.values())
 
 
+@pytest.mark.slow
 def test_every_runtime_and_model_share_the_same_rounds(monkeypatch, tmp_path):
     """A ratio between two runtimes (INT8 vs fp32) is measured side by side: one interleaved_rounds call per
     (batch, threads) setting holds every (runtime, model) pair. Rows carry the file each runtime ran."""
@@ -122,6 +124,7 @@ def test_every_runtime_and_model_share_the_same_rounds(monkeypatch, tmp_path):
     assert all(r["max_abs_diff_vs_torch"] is None for r in rows if r["runtime"] == "torch")
 
 
+@pytest.mark.slow
 def test_pairs_time_only_the_pairs_named(monkeypatch, tmp_path):
     """``pairs`` keeps a subset of runtimes x names in the same rounds: an INT8 file of one model only, nothing
     written or timed for the pairs left out; a pair outside runtimes x names is refused in one sentence."""
@@ -142,6 +145,7 @@ def test_pairs_time_only_the_pairs_named(monkeypatch, tmp_path):
         benchmark_models(names, runtimes=("onnxruntime",), pairs=[("mnn", names[0])])
 
 
+@pytest.mark.slow
 def test_output_differences_need_the_files():
     rows = benchmark_models(["ghostnet_050"], runtimes=("onnxruntime",), rounds=1, image_size=32, min_run_time=0.01)
     assert rows[0]["file"] is None and rows[0]["file_mb"] > 0  # measured, then deleted with the temporary folder

@@ -37,6 +37,7 @@ def subset_available() -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_module_entry_point_help():
     proc = subprocess.run([sys.executable, "-m", "repghost_mini", "--help"], capture_output=True, text=True,
                           timeout=120)
@@ -99,6 +100,7 @@ def trained_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_a_resumed_run_replaces_its_own_export(tmp_path, capsys):
     """A finished, exported run continued with --resume --allow-changes trains on and replaces the fused.pth and
     model.onnx it wrote before (they hold the earlier weights); a plain export still refuses to overwrite them."""
@@ -117,6 +119,7 @@ def test_a_resumed_run_replaces_its_own_export(tmp_path, capsys):
     assert "already exists" in err
 
 
+@pytest.mark.slow
 def test_convert_round_trip_gives_equal_logits(trained_run, tmp_path, capsys):
     fused_path = tmp_path / "fused.pth"
     code, out, err = run_main(["convert", str(trained_run / "checkpoint.pth"), str(fused_path)], capsys)
@@ -171,6 +174,7 @@ def test_bench_prints_a_markdown_row_per_model(capsys):
     assert code == 0 and "repghostnet_100_fused" in out.split()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not subset_available(), reason="the CIFAR-10 subset is not found (set REPGHOST_MINI_DATA)")
 def test_quick_tour_writes_a_report(tmp_path, capsys):
     code, out, err = run_main(["tour", "--quick", "--train-seconds", "3", "--out", str(tmp_path)], capsys)

@@ -9,6 +9,7 @@ from repghost_mini.training import trainer
 from test_train import TINY, colour_bundle
 
 
+@pytest.mark.slow
 def test_compiled_training_matches_eager_and_resumes_exactly(tmp_path):
     b = colour_bundle(n_train=32, n_test=16)
     kw = dict(bundle=b, epochs=2, eval_every=0, ema_decay=None, **TINY)

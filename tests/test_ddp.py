@@ -33,6 +33,7 @@ def worker(rank: int, world: int, port: int, tmp: str, sync_bn: bool) -> None:
                 "train_loss": res.history[-1]["train_loss"]}, os.path.join(tmp, f"out{rank}.pt"))
 
 
+@pytest.mark.slow
 def test_two_cpu_processes_stay_in_sync(tmp_path):
     if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
         pytest.skip("this PyTorch build has no gloo backend for CPU DistributedDataParallel")

@@ -39,6 +39,7 @@ def run(tmp_path_factory):
     return out, len(calls)
 
 
+@pytest.mark.slow
 def test_train_leaves_fused_weights_and_onnx_fusing_once(run):
     folder, fusions = run
     for name in ("checkpoint.pth", "fused.pth", "model.onnx", "final.json"):
@@ -89,6 +90,7 @@ def test_eval_of_onnx_and_fused_needs_no_flag_and_agrees(run, capsys):
     assert top1["model.onnx"] == top1["fused.pth"]
 
 
+@pytest.mark.slow
 def test_quantized_file_keeps_the_card(run, tmp_path, capsys):
     folder, _ = run
     code, out, err = run_main(["quantize", str(folder / "checkpoint.pth"), str(tmp_path / "int8.onnx"),
@@ -100,6 +102,7 @@ def test_quantized_file_keeps_the_card(run, tmp_path, capsys):
     assert code == 0 and "ONNX INT8" in out, err
 
 
+@pytest.mark.slow
 def test_export_command_writes_both_files_and_never_overwrites(run, tmp_path, capsys):
     folder, _ = run
     code, out, err = run_main(["export", str(folder), "--out", str(tmp_path / "deploy")], capsys)
@@ -118,6 +121,7 @@ def test_export_of_an_older_checkpoint_says_why_not(tmp_path, capsys):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_a_model_without_card_needs_an_input_size(tmp_path):
     model = rg.repghostnet(0.1, num_classes=4).eval()
     with pytest.raises(ValueError, match="input_size"):

@@ -33,6 +33,7 @@ def card() -> rg.ModelCard:
                         dataset="cifar10")
 
 
+@pytest.mark.slow
 def test_fp32_program_equals_pytorch_and_carries_the_card(needs_executorch, tmp_path):
     model = small_fused_model()
     path = ret.export_executorch(model, tmp_path / "model.pte", (2, 3, 32, 32), card=card())
@@ -49,6 +50,7 @@ def test_fp32_program_equals_pytorch_and_carries_the_card(needs_executorch, tmp_
         ret.run_executorch(method, x[:1])
 
 
+@pytest.mark.slow
 def test_int8_program_is_close_to_fp32_on_real_images(needs_executorch, tmp_path):
     """PT2E per-channel INT8 calibrated on real CIFAR-10 images: the predictions mostly agree with fp32 (a fused
     model with randomized BN statistics is a hard case for INT8, so the bar is agreement, not accuracy)."""
@@ -71,6 +73,7 @@ def test_int8_program_is_close_to_fp32_on_real_images(needs_executorch, tmp_path
         ret.export_executorch(model, tmp_path / "x.pte", (16, 3, 32, 32), int8=True, calibration=images[:8])
 
 
+@pytest.mark.slow
 def test_bad_inputs_and_files_are_one_sentence(needs_executorch, tmp_path):
     model = small_fused_model()
     with pytest.raises(ValueError, match="input_size"):  # no card, no size
@@ -93,6 +96,7 @@ def test_bad_inputs_and_files_are_one_sentence(needs_executorch, tmp_path):
         ret.set_executorch_threads(0)
 
 
+@pytest.mark.slow
 def test_lowering_and_running_work_with_sockets_blocked(needs_executorch, tmp_path):
     """A fresh process, import time included: sockets are blocked before ExecuTorch is first imported."""
     script = textwrap.dedent(f"""
@@ -125,6 +129,7 @@ def test_missing_executorch_is_one_sentence(monkeypatch, capsys, tmp_path):
     assert code == 2 and err.strip().count("\n") == 0 and "pip install -e '.[mobile]'" in err
 
 
+@pytest.mark.slow
 def test_bench_has_executorch_columns(needs_executorch, capsys):
     """fp32 rows for two batch sizes (one program each) and an INT8 row come out like the other runtimes'."""
     rows = []

@@ -41,6 +41,7 @@ def exported(tmp_path_factory):
     return models, paths
 
 
+@pytest.mark.slow
 def test_fused_graph_has_no_concat_and_no_batchnorm(exported):
     models, paths = exported
     ops = count_onnx_ops(paths["fused"])

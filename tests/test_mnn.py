@@ -34,6 +34,7 @@ def small_fused_model() -> torch.nn.Module:
     return rg.reparameterize(rg.randomize_bn_stats_(net, seed=0))
 
 
+@pytest.mark.slow
 def test_fused_model_in_mnn_equals_pytorch(needs_mnn, tmp_path):
     model = small_fused_model()
     card = rg.ModelCard(rg.ModelOptions("repghostnet_050", small_input=True), 10, 32, (0.5,) * 3, (0.25,) * 3,
@@ -51,6 +52,7 @@ def test_fused_model_in_mnn_equals_pytorch(needs_mnn, tmp_path):
     torch.testing.assert_close(rm.run_mnn(path, x.numpy()), got)  # a path and a numpy batch work too
 
 
+@pytest.mark.slow
 def test_onnx_file_in_and_bad_files_out(needs_mnn, tmp_path):
     model = small_fused_model()
     onnx_path = rg.export_onnx(model, tmp_path / "model.onnx", (1, 3, 32, 32))
@@ -72,6 +74,7 @@ def test_onnx_file_in_and_bad_files_out(needs_mnn, tmp_path):
         rm.run_mnn(path, np.zeros((3, 32, 32), np.float32))
 
 
+@pytest.mark.slow
 def test_a_one_thread_module_runs_on_one_thread(needs_mnn, tmp_path):
     """pymnn's load_module_from_file ignores thread_num; mnn_module must not (a "one-thread" latency that used both
     cores made one model's MNN latency move by 55% between two notebooks of one run)."""
@@ -88,6 +91,7 @@ def test_a_one_thread_module_runs_on_one_thread(needs_mnn, tmp_path):
     assert started(2) >= 1  # the count is seen: a pool of two threads starts one
 
 
+@pytest.mark.slow
 def test_mnn_latency_follows_the_papers_protocol(needs_mnn, tmp_path):
     assert "single thread" in rm.PAPER_LATENCY_PROTOCOL and "100 times" in rm.PAPER_LATENCY_PROTOCOL
     path = rm.export_mnn(small_fused_model(), tmp_path / "model.mnn", (1, 3, 32, 32))
@@ -99,6 +103,7 @@ def test_mnn_latency_follows_the_papers_protocol(needs_mnn, tmp_path):
         rm.mnn_latency(path, runs=0)
 
 
+@pytest.mark.slow
 def test_conversion_and_run_work_with_sockets_blocked(needs_mnn, tmp_path, monkeypatch):
     def no_network(*args, **kwargs):
         raise AssertionError("MNN conversion or inference tried to open a network connection")
@@ -111,6 +116,7 @@ def test_conversion_and_run_work_with_sockets_blocked(needs_mnn, tmp_path, monke
     assert not [m for m in sys.modules if m.startswith(("MNN.tools", "aliyun"))]  # the telemetry path
 
 
+@pytest.mark.slow
 def test_a_fresh_process_imports_converts_and_runs_with_sockets_blocked(needs_mnn, tmp_path):
     """Import time included: sockets are blocked before MNN is first imported."""
     script = textwrap.dedent(f"""
@@ -165,6 +171,7 @@ def test_missing_mnn_is_one_sentence(monkeypatch, capsys, tmp_path):
     assert code == 2 and err.strip().count("\n") == 0 and "pip install -e '.[mobile]'" in err
 
 
+@pytest.mark.slow
 def test_bench_has_an_mnn_column(needs_mnn, capsys):
     """The mnn rows come out like the other runtimes' (test_bench.py covers the torch and onnxruntime columns)."""
     code, out, err = run_main(["bench", "repghostnet_050_fused", "ghostnet_050", "--image-size", "32", "--runtimes",
@@ -177,6 +184,7 @@ def test_bench_has_an_mnn_column(needs_mnn, capsys):
     assert all(0 < float(r[5]) <= float(r[4]) for r in rows) and float(rows[1][6]) == 1.0  # min <= median; ratio
 
 
+@pytest.mark.slow
 def test_operator_profile_names_the_concat_path(needs_mnn, tmp_path):
     """Fig. 2 in MNN: every run gives a time per operator kind; GhostNet's concat + slice become Raster operators
     named after the slice node, its shortcut adds BinaryOps; a missing file is one sentence."""
@@ -192,6 +200,7 @@ def test_operator_profile_names_the_concat_path(needs_mnn, tmp_path):
         rm.mnn_operator_times(tmp_path / "missing.mnn")
 
 
+@pytest.mark.slow
 def test_table1_in_mnn_times_each_statement_per_round(needs_mnn, monkeypatch):
     """Table 1 in MNN: one sample per round, statement and batch size (all positive); each statement's graph holds
     its operator once per pair; bad pairs, rounds and batch sizes are one sentence."""

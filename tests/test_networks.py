@@ -25,6 +25,7 @@ def test_table2_structure_at_width_1():
     assert r.ghostnet(1.0).blocks[6][0].ghost2.cheap_operation[0].out_channels == 40
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("width", r.core.TABLE3_WIDTHS)
 def test_every_width_fuses_exactly(width):
     torch.manual_seed(0)

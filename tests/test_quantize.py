@@ -52,6 +52,7 @@ def _test_batch(bundle):
     return next(iter(test))
 
 
+@pytest.mark.slow
 @needs_data
 def test_int8_file_has_quantize_dequantize_nodes(trained):
     _, fp32, int8 = trained
@@ -74,6 +75,7 @@ def test_int8_predictions_agree_with_fp32_on_real_test_images(trained, bundle):
         f"INT8 and fp32 agree on only {100 * agreement:.1f}% of {len(y)} test images"
 
 
+@pytest.mark.slow
 @needs_data
 def test_int8_kernels_add_no_error_of_their_own(trained, bundle):
     """With the weight type chosen for this CPU, onnxruntime's INT8 kernels compute what the QDQ graph means: their
@@ -130,6 +132,7 @@ def tiny_onnx(tmp_path_factory):
     return rm.export_onnx(model, work / "m32.onnx", (1, 3, 32, 32)), work
 
 
+@pytest.mark.slow
 def test_non_onnx_file_is_one_sentence(tiny_onnx, tmp_path):
     garbage = tmp_path / "notes.onnx"
     garbage.write_text("this is not a model\n")
@@ -190,6 +193,7 @@ def _weight_arrays(path):
     return [a for a in arrays if a.size > 1]
 
 
+@pytest.mark.slow
 def test_weight_types_store_what_they_say(tiny_onnx):
     path, work = tiny_onnx
     calibration = torch.randn(8, 3, 32, 32)
@@ -221,6 +225,7 @@ def test_default_weight_type_follows_the_cpu():
 
 
 # ------------------------------------------------------------------------------------------------ command line
+@pytest.mark.slow
 @needs_data
 def test_cli_quantize_then_eval_the_onnx_file(checkpoint, tmp_path, capsys):
     from repghost_mini.cli import main
@@ -237,6 +242,7 @@ def test_cli_quantize_then_eval_the_onnx_file(checkpoint, tmp_path, capsys):
     assert line.startswith("ONNX INT8 (model-int8.onnx): top-1 ") and "top-5" in line
 
 
+@pytest.mark.slow
 @needs_data
 def test_cli_quantize_for_executorch_then_eval_the_program(trained, checkpoint, tmp_path, capsys):
     """quantize --backend executorch writes an INT8 .pte that eval scores from its model card alone (the card names
@@ -261,6 +267,7 @@ def test_cli_quantize_for_executorch_then_eval_the_program(trained, checkpoint, 
     assert "must end in .pte" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @needs_data
 def test_cli_errors_are_one_line(checkpoint, tmp_path, capsys):
     from repghost_mini.cli import main
@@ -286,6 +293,7 @@ def test_cli_errors_are_one_line(checkpoint, tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "no model card naming its dataset; pass --dataset" in err
 
 
+@pytest.mark.slow
 @needs_data
 def test_bench_runtime_onnxruntime_int8(bundle):
     rows = rm.deploy.benchmark_models(["repghostnet_050_fused"], runtimes=["onnxruntime", "onnxruntime-int8"],

@@ -47,6 +47,7 @@ def test_shipped_reference_model_is_small_fused_on_loading_and_records_its_run()
     assert loaded.card.top1 == model.card.top1 and not loaded.card.fused and r.count_batchnorms(loaded) > 0
 
 
+@pytest.mark.slow
 @needs_weights
 def test_shipped_reference_model_reaches_its_recorded_top1_through_eval(capsys):
     """`python -m repghost_mini eval <weights> --dataset cifar10` on all 10,000 CIFAR-10 test images when they are

@@ -56,6 +56,7 @@ def files(tmp_path_factory):
                    "static": export_onnx(model, folder / "static.onnx", SIZE, dynamic_batch=False)}
 
 
+@pytest.mark.slow
 def test_full_disk_while_overwriting_keeps_the_good_file(tmp_path, files):
     with tmpfs(tmp_path / "disk") as disk:
         good = disk / "model.onnx"

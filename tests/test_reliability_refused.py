@@ -65,6 +65,7 @@ def nan_model():
     return model
 
 
+@pytest.mark.slow
 def test_an_all_nan_onnx_file_is_never_equal_to_a_healthy_model(tmp_path):
     path = export_onnx(nan_model(), tmp_path / "nan.onnx", SIZE)
     with pytest.raises(rg.UserError, match="nan.onnx holds NaN or inf"):
@@ -132,6 +133,7 @@ def test_compare_on_degenerate_samples(a, b, verdict):
 # ---------------------------------------------------------------------------------------------------------------
 # 2. nothing replaced
 # ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_quantize_never_replaces_the_runs_model_onnx(run, capsys):
     before = (run / "model.onnx").read_bytes()
     code, _, err = run_main(["quantize", str(run / "checkpoint.pth"), str(run / "model.onnx")], capsys)
@@ -187,6 +189,7 @@ def test_eval_of_a_checkpoint_refuses_images_of_another_size(run, tmp_path, caps
         assert code == 2 and "normalized with mean" in err  # a folder is normalized as ImageNet, the run was not
 
 
+@pytest.mark.slow
 def test_a_file_whose_card_and_graph_disagree_is_refused(run, tmp_path):
     card = rg.load(run / "fused.pth").card
     path = export_onnx(rg.load(run / "fused.pth"), tmp_path / "m.onnx", card=card.replace(num_classes=100,

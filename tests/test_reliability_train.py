@@ -45,6 +45,7 @@ def test_train_or_load_never_returns_another_runs_weights(tmp_path, bundle):  # 
     assert ckpt["config"]["seed"] == 1 and ckpt["finished"]
 
 
+@pytest.mark.slow
 def test_resume_refuses_changed_settings_unless_allowed(tmp_path, bundle):  # items 2 and 11
     rg.train(bundle=bundle, epochs=3, stop_after=1, out_dir=str(tmp_path), eval_every=0, **TINY)
     with pytest.raises(ValueError, match=r"lr 0.2 -> 0.9, weight_decay 1e-05 -> 0.01.*--allow-changes") as err:

@@ -17,6 +17,7 @@ def test_table5_rows_are_the_papers():
         assert name.split(" [")[0] in r.paper.quote(f"table5.{arch}_s{ratio:g}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(ROWS))
 def test_params_and_flops_within_5_percent_of_table5(name):
     paper = r.paper.table5(*ROWS[name])
@@ -87,6 +88,7 @@ def test_table5_inference_models_are_deployed_as_the_latency_column_needs():
         assert (not bns) if name.startswith("RepGhost") else (bns and not torch.all(bns[0].running_var == 1))
 
 
+@pytest.mark.slow
 def test_table5_latency_rows_and_names_with_spaces_in_file_names():
     """One row per (runtime, Table 5 row) with a sample per round; a model name with spaces and brackets becomes a
     file name the runtimes accept."""

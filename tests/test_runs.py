@@ -52,6 +52,7 @@ def test_a_busy_machine_is_refused(tmp_path, monkeypatch):
     assert json.loads(nb.read_text())["cells"][0]["outputs"] == []
 
 
+@pytest.mark.slow
 def test_notebooks_run_in_place_under_one_run_id(tmp_path, monkeypatch):
     monkeypatch.setattr(runs.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     monkeypatch.delenv(runs.RUN_ID_VARIABLE, raising=False)

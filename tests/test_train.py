@@ -27,6 +27,7 @@ def colour_bundle(n_train=64, n_test=32, size=16, classes=4, seed=0):
                       (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), "made in the test", True)
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(tmp_path):
     b = colour_bundle()
     full = r.train(bundle=b, epochs=2, out_dir=str(tmp_path / "full"), eval_every=0, **TINY)
@@ -40,6 +41,7 @@ def test_resume_continues_exactly(tmp_path):
     # (the interrupted run started from scratch with the same seed, so this also shows CPU runs are reproducible)
 
 
+@pytest.mark.slow
 def test_run_folder_checkpoint_ema_and_fused_agreement(tmp_path):
     b = colour_bundle()
     res = r.train(bundle=b, epochs=3, out_dir=str(tmp_path), ema_decay=0.9, **TINY)
@@ -100,6 +102,7 @@ def test_train_accepts_a_model_or_a_builder(tmp_path):
     assert res.history[0]["steps"] == 4 and r.training.read_checkpoint(tmp_path / "m").model_name == "repghostnet_050"
 
 
+@pytest.mark.slow
 def test_training_learns_the_toy_task(tmp_path):
     b = colour_bundle(n_train=128)
     res = r.train(bundle=b, epochs=4, out_dir=str(tmp_path), ema_decay=None, eval_every=0, **{**TINY, "lr": 0.05})
@@ -108,6 +111,7 @@ def test_training_learns_the_toy_task(tmp_path):
     assert res.final["train_form"]["top1"] > 50  # chance is 25%
 
 
+@pytest.mark.slow
 def test_train_many_runs_side_by_side_as_each_run_alone(tmp_path):
     """Two runs in two processes (notebook 05's ablation) give the weights, histories and top-1 of the same runs
     trained here one after the other with the same thread count; bad calls are one sentence."""

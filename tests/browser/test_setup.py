@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .harness import committed_expectations, copy_stripped
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,6 +25,7 @@ def pytest_run(*args, env=None):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow  # a pytest run in a subprocess
 def test_browser_tests_run_only_when_asked():
     default = pytest_run("tests/browser", "--collect-only", "-q")
     asked = pytest_run("tests/browser", "-m", "browser", "--collect-only", "-q")
@@ -36,6 +39,7 @@ def test_browser_tests_run_only_when_asked():
     assert "[03_" in ci.stdout and "[08_" in ci.stdout
 
 
+@pytest.mark.slow  # a pytest run in a subprocess
 def test_without_chromium_the_suite_is_skipped_with_its_reason():
     env = {k: v for k, v in os.environ.items() if k != "REPGHOST_MINI_CHROMIUM"} | {"PATH": "/nonexistent"}
     run = pytest_run("-m", "browser", "-rs", "tests/browser/test_harness_can_fail.py", env=env)
