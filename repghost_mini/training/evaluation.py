@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import require_finite
+from ..modes import eval_mode
 from .registry import fuse_model
 
 __all__ = ["evaluate", "evaluate_reparameterized"]
@@ -15,19 +16,20 @@ __all__ = ["evaluate", "evaluate_reparameterized"]
 
 @contextlib.contextmanager
 def _borrowed(models: Dict[str, nn.Module], device: torch.device):
-    """The models in eval mode on ``device`` for the ``with`` block; afterwards each is back in the mode and on the
-    device it came in with (evaluation leaves the caller's model as it found it)."""
-    before = [(m, m.training, next(m.parameters(), None)) for m in models.values()]
-    before = [(m, training, p.device if p is not None else None) for m, training, p in before]
-    try:
+    """The models in eval mode (:func:`repghost_mini.modes.eval_mode`) on ``device`` for the ``with`` block;
+    afterwards each is back in the mode and on the device it came in with (evaluation leaves the caller's model as
+    it found it)."""
+    homes = [(m, p.device) for m in models.values() for p in [next(m.parameters(), None)] if p is not None]
+    with contextlib.ExitStack() as modes:
         for m in models.values():
-            m.to(device).eval()
-        yield
-    finally:
-        for m, training, where in before:
-            m.train(training)
-            if where is not None:
-                m.to(where)
+            modes.enter_context(eval_mode(m))
+        try:
+            for m in models.values():
+                m.to(device)
+            yield
+        finally:
+            for m, home in homes:
+                m.to(home)
 
 
 @torch.no_grad()
