@@ -145,7 +145,8 @@ def benchmark_models(names: Union[Sequence[str], Mapping[str, nn.Module]], batch
     if rounds < 1 or not batch_sizes or not threads or not runtimes:
         raise UserError("rounds must be >= 1 and batch_sizes, threads, runtimes non-empty.")
     if pairs is not None:
-        unknown = [p for p in pairs if tuple(p) not in {(r, n) for r in runtimes for n in names}]
+        grid = {(r, n) for r in runtimes for n in names}
+        unknown = [p for p in pairs if tuple(p) not in grid]
         if unknown:
             raise UserError(f"pair {tuple(unknown[0])!r} is not a (runtime, name) of runtimes {tuple(runtimes)} and "
                             f"names {names}; list only pairs of those.")
